@@ -1,0 +1,102 @@
+"""One resolver for every kernel: ``impl = resolve(op, device, impl=None)``.
+
+Order of precedence: the explicit ``impl`` argument, then ``$NBSUPPORT_IMPL``
+(``reference``, ``triton`` or ``compile``), then the automatic choice: Triton on CUDA when
+``triton`` imports, otherwise the CPU fast path (``compile``) when the op has one, else the
+reference. ``compile`` names the op's fast torch path (restructured, chunked or
+``torch.compile``-d); it is what runs on CPU by default.
+
+Each op module registers its paths with :func:`register`. Triton modules are imported
+lazily, on first use, so ``TRITON_INTERPRET=1`` can be set before they define kernels.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from functools import cache
+
+import torch
+
+IMPLS = ("reference", "triton", "compile")
+
+# op -> impl -> "module:function" (imported on first use)
+_REGISTRY: dict[str, dict[str, str]] = {}
+
+
+def register(op: str, impl: str, target: str) -> None:
+    """Register ``target`` ("package.module:function") as the ``impl`` path of ``op``."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown impl {impl!r}; use one of {IMPLS}")
+    _REGISTRY.setdefault(op, {})[impl] = target
+
+
+@cache
+def triton_available() -> bool:
+    """True when the ``triton`` package imports (the ``kernels`` extra)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        importlib.import_module("triton")
+    except Exception:
+        return False
+    return True
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def available(op: str) -> list[str]:
+    """The paths registered for ``op``."""
+    _load_ops()
+    if op not in _REGISTRY:
+        raise KeyError(f"unknown op {op!r}; known ops: {', '.join(sorted(_REGISTRY))}")
+    return list(_REGISTRY[op])
+
+
+def choose(op: str, device: torch.device | str, impl: str | None = None) -> str:
+    """The name of the path ``resolve`` would use."""
+    paths = available(op)
+    device = torch.device(device)
+    name = impl or os.environ.get("NBSUPPORT_IMPL") or None
+    if name is not None:
+        if name not in IMPLS:
+            raise ValueError(f"unknown impl {name!r} (from argument or NBSUPPORT_IMPL); use one of {IMPLS}")
+        if name not in paths:
+            raise ValueError(f"op {op!r} has no {name!r} path; it has {paths}")
+        if name == "triton":
+            if not triton_available():
+                raise RuntimeError("impl 'triton' needs the triton package: pip install -e '.[kernels]'")
+            if device.type != "cuda" and not interpreting():
+                raise RuntimeError(
+                    "impl 'triton' runs on CUDA tensors; on CPU set TRITON_INTERPRET=1 before "
+                    "importing nbsupport (slow, for tests) or choose 'compile'/'reference'"
+                )
+        return name
+    if device.type == "cuda" and "triton" in paths and triton_available():
+        return "triton"
+    return "compile" if "compile" in paths else "reference"
+
+
+def resolve(op: str, device: torch.device | str, impl: str | None = None) -> Callable:
+    """Return the function implementing ``op`` on ``device`` (see module docstring)."""
+    name = choose(op, device, impl)
+    module, func = _REGISTRY[op][name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+@cache
+def _load_ops() -> None:
+    # importing an op module registers its paths
+    for module in OP_MODULES:
+        importlib.import_module(module)
+
+
+#: Modules that register ops; a new op adds its module here.
+OP_MODULES = [
+    "nbsupport.kernels.cross_entropy",
+]
