@@ -1,0 +1,1 @@
+"""Loaders for data that ships offline in packages (see data/README.md)."""

@@ -1,0 +1,1 @@
+"""Tiny models used by the notebooks (one module per family)."""
