@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,25 @@ def theme_of(path: Path) -> str:
 
 
 def title_of(nb: nbformat.NotebookNode) -> str:
+    """The first markdown heading."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
     return ""
+
+
+def question_of(nb: nbformat.NotebookNode) -> str:
+    """The question a notebook asks: the paragraph of its first markdown cells that starts
+    with "**Question", else the first one that contains a question mark."""
+    paras = [p for c in nb.cells[:3] if c.cell_type == "markdown" for p in c.source.split("\n\n")]
+    flagged = [p for p in paras if p.lstrip().startswith("**Question")]
+    asked = [p for p in paras if "?" in p and not p.lstrip().startswith("#")]
+    text = (flagged or asked or [""])[0]
+    if text.lstrip().startswith("**Question"):
+        text = text.split(":", 1)[-1]
+    return " ".join(text.replace("**", "").split())
 
 
 def parameters_of(path: Path) -> dict[str, dict[str, Any]]:
@@ -133,12 +147,30 @@ def check_params(path: Path, params: dict[str, Any]) -> None:
         )
 
 
+@contextmanager
+def _kernel_env(**values: str):
+    """Set environment variables for the kernels started inside the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -163,11 +195,9 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result
     if out_nb.resolve() == path.resolve():
         raise UsageError(f"output {out_nb} would overwrite the source notebook; choose another --out")
     source = nbformat.read(path, as_version=4)
-    os.environ["NBSUPPORT_HEADLESS"] = "1"
-    os.environ["NBSUPPORT_SCALE"] = scale
     status, error = "ok", ""
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    with _kernel_env(NBSUPPORT_HEADLESS="1", NBSUPPORT_SCALE=scale), tempfile.TemporaryDirectory() as tmp:
         tmp_nb = Path(tmp) / path.name
         try:
             papermill.execute_notebook(
@@ -282,10 +312,10 @@ ul{{margin:0;padding-left:1.2em}}</style></head><body>
 
 
 def list_notebooks(paths: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every notebook: path, theme, title and its parameters with defaults."""
+    """Every notebook: path, theme, title, question and its parameters with defaults."""
     return [
         {"notebook": str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), "theme": theme_of(p),
-         "title": title_of(nbformat.read(p, as_version=4)),
+         "title": title_of(nb := nbformat.read(p, as_version=4)), "question": question_of(nb),
          "parameters": {k: v["default"] for k, v in parameters_of(p).items()}}
         for p in discover(paths)
     ]

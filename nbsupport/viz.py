@@ -45,11 +45,12 @@ def style(fig: go.Figure, title: str | None = None, x: str | None = None, y: str
     return fig
 
 
-def lines(x: Sequence, ys: dict[str, Sequence], **style_kw: Any) -> go.Figure:
-    """One line per entry of ``ys`` (label -> values) against ``x``."""
+def lines(x_values: Sequence, ys: dict[str, Sequence], /, **style_kw: Any) -> go.Figure:
+    """One line per entry of ``ys`` (label -> values) against ``x_values``; ``style_kw`` go to
+    :func:`style` (``x=`` and ``y=`` are the axis titles)."""
     fig = go.Figure()
     for i, (name, y) in enumerate(ys.items()):
-        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=str(name),
+        fig.add_trace(go.Scatter(x=list(x_values), y=list(y), mode="lines", name=str(name),
                                  line=dict(color=COLORS[i % len(COLORS)])))
     return style(fig, **style_kw)
 

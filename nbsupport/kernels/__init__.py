@@ -50,6 +50,12 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def ops() -> list[str]:
+    """Every registered op."""
+    _load_ops()
+    return sorted(_REGISTRY)
+
+
 def available(op: str) -> list[str]:
     """The paths registered for ``op``."""
     _load_ops()
@@ -98,5 +104,8 @@ def _load_ops() -> None:
 
 #: Modules that register ops; a new op adds its module here.
 OP_MODULES = [
+    "nbsupport.kernels.calibration_stats",
     "nbsupport.kernels.cross_entropy",
+    "nbsupport.kernels.vandermonde",
+    "nbsupport.kernels.topk",
 ]

@@ -1,0 +1,399 @@
+"""Merge methods on state dicts (name -> tensor), with mergekit's parameter names and semantics.
+
+``merge(method, base, models, **params)`` runs one method over every tensor. Parameters:
+
+- per model (a scalar for all, or one value per model): ``weight`` (default 1), ``density``
+  (fraction kept, default 1; DARE's drop rate is ``p = 1 - density``), ``gamma``
+  (Breadcrumbs' outlier fraction, default 0.01);
+- shared: ``normalize``, ``rescale``, ``lambda`` (pass ``lam=`` or ``**{"lambda": x}``),
+  ``seed`` (DARE), ``t`` (SLERP), ``filter_wise`` (Model Stock), ``impl`` (kernel path).
+
+mergekit semantics by default, so a mergekit config gives the same tensors (DARE draws its
+own reproducible mask, so only its distribution matches mergekit's ``torch.bernoulli``).
+The papers' variants are a parameter away:
+
+- ``trim_scope="model"``: TIES / Breadcrumbs / PCB select magnitudes over the whole
+  flattened task vector (the papers) instead of per tensor (mergekit, the default);
+- ``rescale="inverse"``: DARE rescales survivors by ``1/(1-p)`` (the paper) instead of
+  matching each tensor's L1 norm (mergekit's ``rescale: true``).
+
+References: task arithmetic (Ilharco et al. 2023), TIES (Yadav et al. 2023), DARE (Yu et al.
+2024), Model Breadcrumbs (Davari & Belilovsky 2023), PCB (Du et al. 2024), Fisher merging
+(Matena & Raffel 2022), Model Stock (Jang et al. 2024), layer swapping (Bandarkar et al. 2024).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+
+from nbsupport.kernels.merge_core import l1_rescale, magnitude_bounds, merge_core, stream_seeds
+
+StateDict = Mapping[str, torch.Tensor]
+
+#: Generalized task arithmetic methods: (sparsification, consensus, default normalize, default rescale)
+GTA = {
+    "task_arithmetic": (None, None, False, False),
+    "ties": ("magnitude", "sum", True, False),
+    "dare_linear": ("random", None, False, True),
+    "dare_ties": ("random", "sum", False, True),
+    "breadcrumbs": ("magnitude_outliers", None, False, False),
+    "breadcrumbs_ties": ("magnitude_outliers", "sum", False, False),
+}
+METHODS = ("linear", *GTA, "pcb", "fisher", "model_stock", "slerp", "layer_swap")
+NEEDS_BASE = {*GTA, "pcb", "model_stock", "slerp"}
+
+
+class MergeError(ValueError):
+    """A merge that cannot run: names, shapes, parameters or inputs do not fit."""
+
+
+# ---------------------------------------------------------------- checks and helpers
+def check_compatible(base: StateDict | None, models: Sequence[StateDict]) -> list[str]:
+    """The shared tensor names; raises :class:`MergeError` on mismatched names or shapes."""
+    if not models:
+        raise MergeError("no models to merge")
+    ref = base if base is not None else models[0]
+    names = list(ref)
+    for i, m in enumerate(models):
+        if set(m) != set(ref):
+            missing, extra = sorted(set(ref) - set(m)), sorted(set(m) - set(ref))
+            raise MergeError(f"model {i} tensor names differ from the base: missing {missing[:5]}, extra {extra[:5]}")
+        for k in names:
+            if tuple(m[k].shape) != tuple(ref[k].shape):
+                raise MergeError(f"model {i} tensor {k!r} has shape {tuple(m[k].shape)}, base has {tuple(ref[k].shape)}")
+    return names
+
+
+def per_model(value: Any, n: int, name: str) -> list[float]:
+    """A per-model parameter as a list of n floats (scalars broadcast)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise MergeError(f"{name} has {len(value)} values for {n} models")
+        return [float(v) for v in value]
+    return [float(value)] * n
+
+
+def check_density(density: Sequence[float]) -> None:
+    for d in density:
+        if not 0 < d <= 1:
+            raise MergeError(f"density must be in (0, 1], got {d}")
+
+
+def _work(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
+
+
+def task_vectors(base: StateDict, models: Sequence[StateDict]) -> list[dict[str, torch.Tensor]]:
+    """τᵢ = θᵢ - θ₀ for every floating-point tensor (Ilharco et al. 2023, Eq. 1)."""
+    names = check_compatible(base, models)
+    return [{k: _work(m[k]) - _work(base[k]) for k in names if base[k].is_floating_point()} for m in models]
+
+
+def sign_conflicts(tvs: Sequence[StateDict]) -> float:
+    """Fraction of coordinates where at least two nonzero task-vector entries disagree in sign."""
+    conflict = total = 0
+    for k in tvs[0]:
+        s = torch.stack([t[k].sign().reshape(-1) for t in tvs])
+        conflict += int(((s > 0).any(0) & (s < 0).any(0)).sum())
+        total += s.shape[1]
+    return conflict / max(total, 1)
+
+
+def interpolate(a: StateDict, b: StateDict, alpha: float) -> dict[str, torch.Tensor]:
+    """(1-α)·a + α·b for floating tensors (others from ``a``)."""
+    return {k: torch.lerp(a[k], b[k].to(a[k].dtype), alpha) if a[k].is_floating_point() else a[k] for k in a}
+
+
+# ---------------------------------------------------------------- generalized task arithmetic
+def _bounds(d: torch.Tensor, sparsify: str | None, density: float, gamma: float):
+    """(lo, hi, drop) for one task vector tensor."""
+    if sparsify is None or density >= 1:
+        return 0.0, float("inf"), 0.0
+    if sparsify == "random":
+        return 0.0, float("inf"), 1.0 - density
+    lo, hi = magnitude_bounds(d, density, gamma if sparsify == "magnitude_outliers" else None)
+    return lo, hi, 0.0
+
+
+def gta_tensor(
+    method: str,
+    base: torch.Tensor,
+    deltas: list[torch.Tensor],
+    weight: list[float],
+    density: list[float],
+    gamma: list[float],
+    seeds: list[int],
+    normalize: bool,
+    rescale: bool | str,
+    lam: float,
+    bounds: list[tuple[float, float]] | None = None,
+    impl: str | None = None,
+) -> torch.Tensor:
+    """One tensor of a GTA method; ``deltas`` are flattened work-dtype task vectors (reused)."""
+    sparsify, consensus, _, _ = GTA[method]
+    lo, hi, drop, scale = [], [], [], []
+    for i, d in enumerate(deltas):
+        if bounds is not None and sparsify not in (None, "random") and density[i] < 1:
+            b = (*bounds[i], 0.0)
+        else:
+            b = _bounds(d, sparsify, density[i], gamma[i])
+        s = 1.0
+        if sparsify is not None and density[i] < 1 and rescale:
+            s = 1.0 / density[i] if rescale == "inverse" else l1_rescale(d, *b, seeds[i])
+        lo.append(b[0])
+        hi.append(b[1])
+        drop.append(b[2])
+        scale.append(s)
+    mixed = merge_core(deltas, weight, lo, hi, drop, scale, seeds, consensus, normalize, impl=impl)
+    if lam != 1:
+        mixed = mixed * lam
+    return (_work(base).reshape(-1) + mixed).reshape(base.shape).to(base.dtype)
+
+
+def _model_bounds(tvs: list[dict[str, torch.Tensor]], sparsify: str, density, gamma):
+    """TIES/Breadcrumbs paper variant: one magnitude threshold over each whole task vector."""
+    out = []
+    for i, tv in enumerate(tvs):
+        flat = torch.cat([t.reshape(-1).float() for t in tv.values()])
+        out.append(magnitude_bounds(flat, density[i], gamma[i] if sparsify == "magnitude_outliers" else None))
+    return out
+
+
+# ---------------------------------------------------------------- PCB
+def _quantile_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Clamp each row of (n, d) ``x`` to its order statistics at ``low`` and ``1-high`` (PCB code)."""
+    d = x.shape[1]
+    lo = torch.kthvalue(x, int(d * low) + 1, dim=1, keepdim=True).values
+    hi = torch.kthvalue(x, max(1, int(d * (1 - high))), dim=1, keepdim=True).values
+    return torch.maximum(torch.minimum(x, hi), lo)
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    lo, hi = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
+    return (x - lo) / (hi - lo).clamp(min=1e-12)
+
+
+def pcb_merge(tvs: torch.Tensor, density: float, clip: float = 1e-4) -> torch.Tensor:
+    """PCB (Du et al. 2024, Eqs. 2-6, as in the official code) on stacked (n, d) task vectors.
+
+    Intra-balancing ``exp(n·minmax(|τᵢ|)²)``, inter-balancing ``tanh(τᵢ ⊙ Σⱼτⱼ)``, β their
+    product; keep the top ``density`` of β per task (minmax of β clamped below at its
+    ``1-density`` quantile); ``τ_m = Σ β̂ᵢτᵢ / Σ β̂ᵢ``. Magnitudes are first clipped to their
+    ``clip`` and ``1-clip`` quantiles, as in the official code.
+    """
+    n = tvs.shape[0]
+    mag = _quantile_clamp(tvs.abs(), clip, clip)
+    tvs = tvs.sign() * mag
+    intra = torch.exp(n * _minmax(mag) ** 2)
+    inter = torch.tanh(tvs * tvs.sum(0, keepdim=True))
+    beta = _minmax(_quantile_clamp(intra * inter, 1 - density, 0.0))
+    return (tvs * beta).sum(0) / beta.sum(0).clamp(min=1e-12)
+
+
+# ---------------------------------------------------------------- other per-tensor methods
+def model_stock_tensor(base: torch.Tensor, models: list[torch.Tensor], filter_wise: bool = False) -> torch.Tensor:
+    """Model Stock (Jang et al. 2024): t = N·c/(1+(N-1)c), θ = t·mean θᵢ + (1-t)·θ₀ (mergekit)."""
+    w0 = _work(base)
+    ws = [_work(m) for m in models]
+    shape = w0.shape
+    if filter_wise:
+        if w0.dim() == 1:
+            w0, ws = w0[None], [w[None] for w in ws]
+    else:
+        w0, ws = w0.reshape(-1), [w.reshape(-1) for w in ws]
+    off = [w - w0 for w in ws]
+    cos = []
+    for i, a in enumerate(off):
+        for b in off[i + 1:]:
+            norm = torch.norm(a, dim=-1) * torch.norm(b, dim=-1)
+            cos.append(((a * b).sum(-1) / norm.clamp(min=1e-6)).clamp(-1, 1))
+    c = torch.stack(cos).mean(0).unsqueeze(-1)
+    n = len(ws)
+    den = 1 + (n - 1) * c
+    singular = den.abs() < 1e-6
+    t = torch.where(singular, torch.zeros_like(c), n * c / torch.where(singular, torch.ones_like(den), den))
+    return (t * (sum(ws) / n) + (1 - t) * w0).reshape(shape).to(base.dtype)
+
+
+def slerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: float = 0.9995, eps: float = 1e-8) -> torch.Tensor:
+    """Spherical interpolation of the whole tensor; linear when |cos| > ``dot_threshold`` (mergekit)."""
+    a, b = _work(v0).reshape(-1), _work(v1).reshape(-1)
+    na, nb = torch.linalg.vector_norm(a), torch.linalg.vector_norm(b)
+    na = na if na > eps else torch.ones_like(na)
+    nb = nb if nb > eps else torch.ones_like(nb)
+    dot = float(((a / na) * (b / nb)).sum().clamp(-1, 1))
+    if abs(dot) > dot_threshold:
+        out = (1 - t) * a + t * b
+    else:
+        theta = torch.acos(torch.tensor(dot, dtype=torch.float64))
+        s = torch.sin(theta)
+        out = float(torch.sin((1 - t) * theta) / s) * a + float(torch.sin(t * theta) / s) * b
+    return out.reshape(v0.shape).to(v0.dtype)
+
+
+LAYER_PATTERN = r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)\."
+
+
+def layer_of(name: str, pattern: str = LAYER_PATTERN) -> int | None:
+    """The transformer layer index in a parameter name (``encoder.layer.3.attention...`` -> 3)."""
+    m = re.search(pattern, name)
+    return int(m.group(1)) if m else None
+
+
+def swap_weights(n_layers: int, bottom: int, top: int, blend: int = 0) -> list[float]:
+    """Per layer, the donor's share: 1 for the ``bottom`` and ``top`` layers, 0 in the middle,
+    ramping linearly over ``blend`` layers on the middle side of each seam."""
+    out = []
+    for layer in range(n_layers):
+        if layer < bottom or layer >= n_layers - top:
+            out.append(1.0)
+            continue
+        dist = min(layer - bottom + 1 if bottom > 0 else n_layers, n_layers - top - layer if top > 0 else n_layers)
+        out.append(max(0.0, 1 - dist / (blend + 1)) if blend > 0 else 0.0)
+    return out
+
+
+# ---------------------------------------------------------------- merge()
+def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **params: Any) -> dict[str, torch.Tensor]:
+    """Merge ``models`` (state dicts of fine-tunes of ``base``) with ``method``; see the module docstring.
+
+    Methods: ``linear`` (Σwθ/Σw; base unused), ``task_arithmetic``, ``ties``, ``dare_linear``,
+    ``dare_ties``, ``breadcrumbs``, ``breadcrumbs_ties`` (mergekit's generalized task
+    arithmetic), ``pcb`` (``density`` = kept ratio r, ``lambda``), ``fisher`` (``fishers``: one
+    diagonal Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models),
+    ``slerp`` (one model, ``t``), ``layer_swap`` (two models: the host gives the middle layers
+    and everything outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``).
+    Non-floating tensors (counters, ids) are copied from the base (or the first model).
+    """
+    if method not in METHODS:
+        raise MergeError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
+    if method in NEEDS_BASE and base is None:
+        raise MergeError(f"merge method {method!r} needs a base model")
+    models = list(models)
+    names = check_compatible(base, models)
+    ref = base if base is not None else models[0]
+    n = len(models)
+    known = {"weight", "density", "gamma", "normalize", "rescale", "lambda", "lam", "seed", "impl",
+             "trim_scope", "int8_mask", "t", "filter_wise", "fishers", "fisher_floor", "bottom", "top",
+             "blend", "layer_pattern", "clip"}
+    unknown = set(params) - known
+    if unknown:
+        raise MergeError(f"unknown parameter(s) {sorted(unknown)} for {method!r}")
+    weight = per_model(params.get("weight", 1.0), n, "weight")
+    density = per_model(params.get("density", 1.0 if method != "pcb" else 0.1), n, "density")
+    gamma = per_model(params.get("gamma", 0.01), n, "gamma")
+    check_density(density)
+    lam = float(params.get("lambda", params.get("lam", 1.0)))
+    out: dict[str, torch.Tensor] = {}
+    floats = [k for k in names if ref[k].is_floating_point()]
+    for k in names:
+        if k not in floats:
+            out[k] = ref[k].clone()
+
+    if method == "linear":
+        norm = params.get("normalize", True)
+        tot = sum(weight) if norm and abs(sum(weight)) > 0 else 1.0
+        for k in floats:
+            acc = sum(w * _work(m[k]) for w, m in zip(weight, models))
+            out[k] = (acc / tot).to(ref[k].dtype)
+    elif method in GTA:
+        sparsify, _, def_norm, def_rescale = GTA[method]
+        normalize = bool(params.get("normalize", def_norm))
+        rescale = params.get("rescale", def_rescale)
+        seed = int(params.get("seed", 0))
+        scope = params.get("trim_scope", "tensor")
+        if scope not in ("tensor", "model"):
+            raise MergeError(f"trim_scope must be 'tensor' or 'model', got {scope!r}")
+        bounds = None
+        if scope == "model" and sparsify in ("magnitude", "magnitude_outliers"):
+            bounds = _model_bounds(task_vectors(base, models), sparsify, density, gamma)
+        for k in floats:
+            deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in models]
+            out[k] = gta_tensor(method, base[k], deltas, weight, density, gamma, stream_seeds(seed, n, k),
+                                normalize, rescale, lam, bounds, params.get("impl"))
+    elif method == "pcb":
+        tvs = task_vectors(base, models)
+        if params.get("trim_scope", "tensor") == "model":
+            flat = torch.stack([torch.cat([tv[k].reshape(-1) for k in floats]) for tv in tvs])
+            merged = pcb_merge(flat, density[0], params.get("clip", 1e-4))
+            s = 0
+            for k in floats:
+                size = base[k].numel()
+                out[k] = (_work(base[k]) + lam * merged[s:s + size].reshape(base[k].shape)).to(base[k].dtype)
+                s += size
+        else:
+            for k in floats:
+                merged = pcb_merge(torch.stack([tv[k].reshape(-1) for tv in tvs]), density[0], params.get("clip", 1e-4))
+                out[k] = (_work(base[k]) + lam * merged.reshape(base[k].shape)).to(base[k].dtype)
+    elif method == "fisher":
+        fishers = params.get("fishers")
+        if fishers is None or len(fishers) != n:
+            raise MergeError("fisher merging needs fishers=[one diagonal Fisher dict per model]")
+        floor = float(params.get("fisher_floor", 1e-6))
+        for k in floats:
+            if all(k in f for f in fishers):
+                num = sum(w * _work(f[k]).clamp(min=floor) * _work(m[k]) for w, f, m in zip(weight, fishers, models))
+                den = sum(w * _work(f[k]).clamp(min=floor) for w, f in zip(weight, fishers))
+                out[k] = (num / den).to(ref[k].dtype)
+            else:  # no Fisher for this tensor (e.g. frozen): weighted average
+                out[k] = (sum(w * _work(m[k]) for w, m in zip(weight, models)) / sum(weight)).to(ref[k].dtype)
+    elif method == "model_stock":
+        if n < 2:
+            raise MergeError("model_stock needs at least two fine-tuned models")
+        for k in floats:
+            out[k] = model_stock_tensor(base[k], [m[k] for m in models], bool(params.get("filter_wise", False)))
+    elif method == "slerp":
+        if n != 1:
+            raise MergeError(f"slerp interpolates the base and ONE model; got {n}")
+        t = float(params.get("t", 0.5))
+        for k in floats:
+            out[k] = slerp_tensor(t, base[k], models[0][k])
+    elif method == "layer_swap":
+        if n != 2:
+            raise MergeError(f"layer_swap takes two models (host, donor); got {n}")
+        pattern = params.get("layer_pattern", LAYER_PATTERN)
+        layers = {k: layer_of(k, pattern) for k in floats}
+        found = [v for v in layers.values() if v is not None]
+        if not found:
+            raise MergeError(f"no layer index found in tensor names with pattern {pattern!r}")
+        share = swap_weights(max(found) + 1, int(params.get("bottom", 1)), int(params.get("top", 1)),
+                             int(params.get("blend", 0)))
+        host, donor = models
+        for k in floats:
+            a = 0.0 if layers[k] is None else share[layers[k]]
+            out[k] = torch.lerp(_work(host[k]), _work(donor[k]), a).to(ref[k].dtype)
+    return {k: out[k] for k in names}
+
+
+# ---------------------------------------------------------------- soups
+class Soup(NamedTuple):
+    state: dict[str, torch.Tensor]
+    ingredients: list[int]
+    score: float
+
+
+def uniform_soup(models: Sequence[StateDict]) -> dict[str, torch.Tensor]:
+    """The mean of the models' parameters (Wortsman et al. 2022, "uniform soup")."""
+    return merge("linear", None, models)
+
+
+def greedy_soup(
+    models: Sequence[StateDict], evaluate: Callable[[StateDict], float], scores: Sequence[float] | None = None
+) -> Soup:
+    """Greedy soup (Wortsman et al. 2022, Recipe 1): rank by held-out score (higher is better),
+    start from the best, add each next model if the uniform average with it strictly
+    improves the held-out score. ``scores``: the individual scores, if already known."""
+    scores = [float(evaluate(m)) for m in models] if scores is None else [float(s) for s in scores]
+    order = sorted(range(len(models)), key=lambda i: -scores[i])
+    kept, best = [order[0]], scores[order[0]]
+    soup = {k: v.clone() for k, v in models[order[0]].items()}
+    for i in order[1:]:
+        cand = merge("linear", None, [models[j] for j in kept + [i]])
+        s = float(evaluate(cand))
+        if s > best:
+            kept, best, soup = kept + [i], s, cand
+    return Soup(soup, kept, best)
