@@ -158,7 +158,7 @@ def _model_bounds(tvs: list[dict[str, torch.Tensor]], sparsify: str, density, ga
     """TIES/Breadcrumbs paper variant: one magnitude threshold over each whole task vector."""
     out = []
     for i, tv in enumerate(tvs):
-        flat = torch.cat([t.reshape(-1).float() for t in tv.values()])
+        flat = torch.cat([t.reshape(-1) for t in tv.values()])
         out.append(magnitude_bounds(flat, density[i], gamma[i] if sparsify == "magnitude_outliers" else None))
     return out
 
@@ -187,11 +187,10 @@ def pcb_merge(tvs: torch.Tensor, density: float, clip: float = 1e-4) -> torch.Te
     """
     n = tvs.shape[0]
     mag = _quantile_clamp(tvs.abs(), clip, clip)
-    tvs = tvs.sign() * mag
     intra = torch.exp(n * _minmax(mag) ** 2)
     inter = torch.tanh(tvs * tvs.sum(0, keepdim=True))
     beta = _minmax(_quantile_clamp(intra * inter, 1 - density, 0.0))
-    return (tvs * beta).sum(0) / beta.sum(0).clamp(min=1e-12)
+    return (tvs.sign() * mag * beta).sum(0) / beta.sum(0).clamp(min=1e-12)
 
 
 # ---------------------------------------------------------------- other per-tensor methods
@@ -279,7 +278,7 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     n = len(models)
     known = {"weight", "density", "gamma", "normalize", "rescale", "lambda", "lam", "seed", "impl",
              "trim_scope", "int8_mask", "t", "filter_wise", "fishers", "fisher_floor", "bottom", "top",
-             "blend", "layer_pattern", "clip"}
+             "blend", "layer_pattern", "clip", "n_layers"}
     unknown = set(params) - known
     if unknown:
         raise MergeError(f"unknown parameter(s) {sorted(unknown)} for {method!r}")
@@ -298,7 +297,7 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
         norm = params.get("normalize", True)
         tot = sum(weight) if norm and abs(sum(weight)) > 0 else 1.0
         for k in floats:
-            acc = sum(w * _work(m[k]) for w, m in zip(weight, models))
+            acc = sum(w * _work(m[k]) for w, m in zip(weight, models, strict=True))
             out[k] = (acc / tot).to(ref[k].dtype)
     elif method in GTA:
         sparsify, _, def_norm, def_rescale = GTA[method]
@@ -336,11 +335,11 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
         floor = float(params.get("fisher_floor", 1e-6))
         for k in floats:
             if all(k in f for f in fishers):
-                num = sum(w * _work(f[k]).clamp(min=floor) * _work(m[k]) for w, f, m in zip(weight, fishers, models))
-                den = sum(w * _work(f[k]).clamp(min=floor) for w, f in zip(weight, fishers))
+                num = sum(w * _work(f[k]).clamp(min=floor) * _work(m[k]) for w, f, m in zip(weight, fishers, models, strict=True))
+                den = sum(w * _work(f[k]).clamp(min=floor) for w, f in zip(weight, fishers, strict=True))
                 out[k] = (num / den).to(ref[k].dtype)
             else:  # no Fisher for this tensor (e.g. frozen): weighted average
-                out[k] = (sum(w * _work(m[k]) for w, m in zip(weight, models)) / sum(weight)).to(ref[k].dtype)
+                out[k] = (sum(w * _work(m[k]) for w, m in zip(weight, models, strict=True)) / sum(weight)).to(ref[k].dtype)
     elif method == "model_stock":
         if n < 2:
             raise MergeError("model_stock needs at least two fine-tuned models")
@@ -358,9 +357,10 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
         pattern = params.get("layer_pattern", LAYER_PATTERN)
         layers = {k: layer_of(k, pattern) for k in floats}
         found = [v for v in layers.values() if v is not None]
-        if not found:
+        n_layers = params.get("n_layers") or (max(found) + 1 if found else 0)
+        if not n_layers:
             raise MergeError(f"no layer index found in tensor names with pattern {pattern!r}")
-        share = swap_weights(max(found) + 1, int(params.get("bottom", 1)), int(params.get("top", 1)),
+        share = swap_weights(int(n_layers), int(params.get("bottom", 1)), int(params.get("top", 1)),
                              int(params.get("blend", 0)))
         host, donor = models
         for k in floats:

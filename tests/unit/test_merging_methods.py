@@ -1,0 +1,280 @@
+"""nbsupport.merging.merge against brute-force computations of each method's definition."""
+
+import math
+
+import pytest
+import torch
+
+from nbsupport.kernels.merge_core import stream_seeds, uniform
+from nbsupport.merging import MergeError, greedy_soup, merge, sign_conflicts, task_vectors, uniform_soup
+from nbsupport.merging.methods import pcb_merge, swap_weights
+
+SHAPES = {"a.weight": (6, 5), "a.bias": (6,), "layers.0.w": (4, 4), "layers.1.w": (4, 4), "layers.2.w": (4, 4)}
+
+
+def rand_sd(seed, scale=1.0, shapes=SHAPES, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return {k: scale * torch.randn(s, generator=g, dtype=dtype) for k, s in shapes.items()}
+
+
+@pytest.fixture
+def setup():
+    base = rand_sd(0)
+    models = [{k: base[k] + rand_sd(i + 1, 0.1)[k] for k in base} for i in range(3)]
+    return base, models
+
+
+def close(a, b, tol=1e-10):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].double(), b[k].double(), atol=tol, rtol=0), k
+
+
+def topk_mask(d, density):
+    """mergekit magnitude: keep the k = max(1, int(density n)) largest |d| (full sort)."""
+    k = max(1, int(density * d.numel()))
+    m = torch.zeros(d.numel(), dtype=d.dtype)
+    m[torch.argsort(d.abs().reshape(-1), descending=True)[:k]] = 1
+    return m.reshape(d.shape)
+
+
+def band_mask(d, density, gamma):
+    """mergekit magnitude_outliers: ascending ranks [n_bot, n_bot + target)."""
+    n = d.numel()
+    target, n_top = int(density * n), int(gamma * n)
+    n_bot = max(0, n - target - n_top)
+    m = torch.zeros(n, dtype=d.dtype)
+    m[torch.sort(d.abs().reshape(-1)).indices[n_bot:n_bot + target]] = 1
+    return m.reshape(d.shape)
+
+
+def brute_gta(base, models, w, masks, scales, consensus, normalize, lam):
+    out = {}
+    for k in base:
+        t = [(m[k] - base[k]) * masks[i][k] * scales[i][k] * w[i] for i, m in enumerate(models)]
+        flat = torch.stack([x.reshape(-1) for x in t])
+        res = torch.zeros(flat.shape[1], dtype=flat.dtype)
+        for j in range(flat.shape[1]):
+            col = flat[:, j].tolist()
+            if consensus:
+                g = 1.0 if sum(col) >= 0 else -1.0
+                agree = [i for i, v in enumerate(col) if v != 0 and math.copysign(1, v) == g]
+                num, den = sum(col[i] for i in agree), sum(w[i] for i in agree) or 1.0
+            else:
+                num, den = sum(col), sum(w)
+            res[j] = num / den if normalize else num
+        out[k] = base[k] + lam * res.reshape(base[k].shape)
+    return out
+
+
+def ones(models):
+    return [{k: torch.ones_like(v) for k, v in m.items()} for m in models]
+
+
+def test_task_vectors_and_linear(setup):
+    base, models = setup
+    tvs = task_vectors(base, models)
+    close(tvs[0], {k: models[0][k] - base[k] for k in base})
+    w = [0.2, 0.3, 0.5]
+    close(merge("linear", None, models, weight=w), {k: sum(wi * m[k] for wi, m in zip(w, models)) for k in base})
+    close(uniform_soup(models), {k: sum(m[k] for m in models) / 3 for k in base})
+
+
+def test_task_arithmetic(setup):
+    base, models = setup
+    got = merge("task_arithmetic", base, models, weight=[1.0, 0.5, -0.2], **{"lambda": 0.7})
+    want = {k: base[k] + 0.7 * (models[0][k] - base[k] + 0.5 * (models[1][k] - base[k]) - 0.2 * (models[2][k] - base[k]))
+            for k in base}
+    close(got, want)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_ties(setup, normalize):
+    base, models = setup
+    w = [1.0, 0.6, 0.3]
+    got = merge("ties", base, models, weight=w, density=0.4, normalize=normalize, lam=1.2)
+    masks = [{k: topk_mask(m[k] - base[k], 0.4) for k in base} for m in models]
+    close(got, brute_gta(base, models, w, masks, ones(models), True, normalize, 1.2))
+
+
+def test_ties_model_scope_uses_one_threshold(setup):
+    base, models = setup
+    got = merge("ties", base, models, density=0.3, trim_scope="model")
+    tvs = task_vectors(base, models)
+    masks = []
+    for tv in tvs:
+        flat = torch.cat([v.reshape(-1) for v in tv.values()])
+        thr = flat.abs().sort(descending=True).values[int(0.3 * flat.numel()) - 1]
+        masks.append({k: (v.abs() >= thr).double() for k, v in tv.items()})
+    close(got, brute_gta(base, models, [1, 1, 1], masks, ones(models), True, True, 1.0))
+
+
+@pytest.mark.parametrize("method,consensus", [("breadcrumbs", False), ("breadcrumbs_ties", True)])
+def test_breadcrumbs(setup, method, consensus):
+    base, models = setup
+    got = merge(method, base, models, density=0.5, gamma=0.1, weight=[0.5, 1.0, 0.7])
+    masks = [{k: band_mask(m[k] - base[k], 0.5, 0.1) for k in base} for m in models]
+    close(got, brute_gta(base, models, [0.5, 1.0, 0.7], masks, ones(models), consensus, False, 1.0))
+
+
+def dare_masks(base, models, density, seed):
+    out = []
+    for i, m in enumerate(models):
+        d = {}
+        for k in base:
+            s = stream_seeds(seed, len(models), k)[i]
+            d[k] = (uniform(s, torch.arange(base[k].numel())) >= 1 - density).double().reshape(base[k].shape)
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("method,consensus", [("dare_linear", False), ("dare_ties", True)])
+def test_dare_rescales(setup, method, consensus):
+    base, models = setup
+    masks = dare_masks(base, models, 0.3, seed=7)
+    got = merge(method, base, models, density=0.3, seed=7, rescale="inverse")
+    inv = [{k: torch.full_like(v, 1 / 0.3) for k, v in base.items()} for _ in models]
+    close(got, brute_gta(base, models, [1, 1, 1], masks, inv, consensus, False, 1.0))
+    # mergekit rescale: match each task vector tensor's L1 norm
+    def l1(d, mask):
+        before, after = float(d.abs().sum()), float((d * mask).abs().sum())
+        return torch.full_like(d, 1.0 if before < 1e-7 or after < 1e-7 else before / after)
+
+    l1 = [{k: l1(m[k] - base[k], masks[i][k]) for k in base} for i, m in enumerate(models)]
+    close(merge(method, base, models, density=0.3, seed=7), brute_gta(base, models, [1, 1, 1], masks, l1, consensus, False, 1.0))
+    none = merge(method, base, models, density=0.3, seed=7, rescale=False)
+    close(none, brute_gta(base, models, [1, 1, 1], masks, ones(models), consensus, False, 1.0))
+
+
+def test_dare_is_reproducible_and_drops_at_rate():
+    base = {"w": torch.zeros(100_000)}
+    m = {"w": torch.ones(100_000)}
+    a = merge("dare_linear", base, [m], density=0.1, seed=3, rescale=False)["w"]
+    b = merge("dare_linear", base, [m], density=0.1, seed=3, rescale=False)["w"]
+    c = merge("dare_linear", base, [m], density=0.1, seed=4, rescale=False)["w"]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert abs(float(a.mean()) - 0.1) < 0.005
+
+
+def test_edge_cases(setup):
+    base, models = setup
+    # all-zero task vectors: the base comes back exactly, no NaN
+    for method in ("ties", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "pcb", "model_stock"):
+        out = merge(method, base, [base, base], density=0.5)
+        close(out, base, 0)
+    # ties in magnitude: every entry tied with the threshold is kept
+    b0 = {"w": torch.zeros(10)}
+    tied = {"w": torch.tensor([1.0, -1, 1, -1, 1, 0.5, 0.5, 0.1, 0, 0])}
+    got = merge("ties", b0, [tied], density=0.2)["w"]
+    assert torch.equal(got, tied["w"] * (tied["w"].abs() == 1))
+    # density 1: no trimming; TIES = sign-elected disjoint mean, Breadcrumbs = task arithmetic
+    close(merge("breadcrumbs", base, models, density=1.0), merge("task_arithmetic", base, models))
+    masks = [{k: torch.ones_like(v) for k, v in base.items()} for _ in models]
+    close(merge("ties", base, models, density=1.0), brute_gta(base, models, [1, 1, 1], masks, ones(models), True, True, 1.0))
+    # int tensors are copied from the base
+    out = merge("ties", {**base, "n": torch.tensor(3)}, [{**m, "n": torch.tensor(5)} for m in models], density=0.5)
+    assert int(out["n"]) == 3
+
+
+def brute_pcb(tvs, ratio, clip=1e-4):
+    n, d = tvs.shape
+    def qclamp(x, lo_r, hi_r):
+        s = torch.sort(x, dim=1).values
+        return torch.clamp(x, s[:, int(d * lo_r)].unsqueeze(1), s[:, int(d * (1 - hi_r) - 1)].unsqueeze(1))
+    def mm(x):
+        return (x - x.min(1, keepdim=True).values) / (x.max(1, keepdim=True).values - x.min(1, keepdim=True).values)
+    a = qclamp(tvs.abs(), clip, clip)
+    c = torch.sign(tvs) * a
+    beta = torch.exp(n * mm(a) ** 2) * torch.tanh(tvs * tvs.sum(0))
+    scale = mm(qclamp(beta, 1 - ratio, 0))
+    return (c * scale).sum(0) / scale.sum(0).clamp(min=1e-12)
+
+
+def test_pcb(setup):
+    base, models = setup
+    tvs = torch.randn(4, 1000, dtype=torch.float64)
+    assert torch.allclose(pcb_merge(tvs, 0.1), brute_pcb(tvs, 0.1))
+    got = merge("pcb", base, models, density=0.2, lam=0.9)
+    tv = task_vectors(base, models)
+    want = {k: base[k] + 0.9 * brute_pcb(torch.stack([t[k].reshape(-1) for t in tv]), 0.2).reshape(base[k].shape) for k in base}
+    close(got, want, 1e-9)
+
+
+def test_fisher_merge(setup):
+    base, models = setup
+    fishers = [{k: rand_sd(10 + i)[k].abs() for k in base} for i in range(3)]
+    fishers[0]["a.bias"] = torch.zeros(6, dtype=torch.float64)  # floored at 1e-6
+    w = [1.0, 2.0, 0.5]
+    got = merge("fisher", None, models, fishers=fishers, weight=w)
+    want = {k: sum(wi * f[k].clamp(min=1e-6) * m[k] for wi, f, m in zip(w, fishers, models))
+            / sum(wi * f[k].clamp(min=1e-6) for wi, f in zip(w, fishers)) for k in base}
+    close(got, want)
+    # equal Fishers: plain weighted average
+    same = [{k: torch.ones_like(v) for k, v in base.items()}] * 3
+    close(merge("fisher", None, models, fishers=same), uniform_soup(models))
+
+
+def test_model_stock(setup):
+    base, models = setup
+    got = merge("model_stock", base, models[:2])
+    for k in base:
+        a, b = (models[0][k] - base[k]).reshape(-1), (models[1][k] - base[k]).reshape(-1)
+        c = float(a @ b / (a.norm() * b.norm()))
+        t = 2 * c / (1 + c)
+        assert torch.allclose(got[k], t * (models[0][k] + models[1][k]) / 2 + (1 - t) * base[k])
+
+
+def test_slerp():
+    a, b = {"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 2.0])}
+    assert torch.allclose(merge("slerp", a, [b], t=0.0)["w"], a["w"])
+    assert torch.allclose(merge("slerp", a, [b], t=1.0)["w"], b["w"])
+    mid = merge("slerp", a, [b], t=0.5)["w"]
+    assert torch.allclose(mid, torch.tensor([math.sqrt(0.5), 2 * math.sqrt(0.5)]))
+    # nearly collinear: linear interpolation
+    c = {"w": torch.tensor([2.0, 1e-6])}
+    assert torch.allclose(merge("slerp", a, [c], t=0.25)["w"], 0.75 * a["w"] + 0.25 * c["w"])
+
+
+def test_layer_swap(setup):
+    _, (host, donor, _) = setup
+    got = merge("layer_swap", None, [host, donor], bottom=1, top=1)
+    for k in host:
+        want = donor[k] if k in ("layers.0.w", "layers.2.w") else host[k]
+        assert torch.equal(got[k], want), k
+    assert swap_weights(6, 1, 1, blend=1) == [1.0, 0.5, 0.0, 0.0, 0.5, 1.0]
+    assert swap_weights(4, 0, 0) == [0.0] * 4
+
+
+def test_greedy_soup():
+    models = [{"w": torch.tensor([v])} for v in (0.0, 1.0, 3.0, 10.0)]
+    evaluate = lambda sd: -abs(float(sd["w"]) - 1.5)  # noqa: E731  best parameter: 1.5
+    soup = greedy_soup(models, evaluate)
+    assert soup.ingredients[0] == 1  # the best single model first
+    assert soup.score >= max(evaluate(m) for m in models)
+    assert torch.allclose(soup.state["w"], torch.tensor([sum(float(models[i]["w"]) for i in soup.ingredients) / len(soup.ingredients)]))
+    assert 3 not in soup.ingredients  # the bad ingredient is left out
+
+
+def test_sign_conflicts():
+    tvs = [{"w": torch.tensor([1.0, 1, -1, 0])}, {"w": torch.tensor([1.0, -1, -1, 2])}]
+    assert sign_conflicts(tvs) == 0.25
+
+
+def test_errors(setup):
+    base, models = setup
+    with pytest.raises(MergeError, match="unknown merge method"):
+        merge("nope", base, models)
+    with pytest.raises(MergeError, match="needs a base"):
+        merge("ties", None, models)
+    with pytest.raises(MergeError, match="density"):
+        merge("ties", base, models, density=0.0)
+    with pytest.raises(MergeError, match="density"):
+        merge("dare_ties", base, models, density=1.5)
+    with pytest.raises(MergeError, match="names differ"):
+        merge("linear", None, [models[0], {k: v for k, v in models[1].items() if k != "a.bias"}])
+    with pytest.raises(MergeError, match="shape"):
+        merge("task_arithmetic", base, [{**models[0], "a.bias": torch.zeros(7)}])
+    with pytest.raises(MergeError, match="weight has 2 values"):
+        merge("ties", base, models, weight=[1, 2])
+    with pytest.raises(MergeError, match="unknown parameter"):
+        merge("ties", base, models, densty=0.5)
