@@ -106,6 +106,7 @@ def _load_ops() -> None:
 OP_MODULES = [
     "nbsupport.kernels.calibration_stats",
     "nbsupport.kernels.cross_entropy",
+    "nbsupport.kernels.merge_core",
     "nbsupport.kernels.vandermonde",
     "nbsupport.kernels.topk",
 ]
