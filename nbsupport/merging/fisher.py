@@ -27,7 +27,7 @@ def fisher_diagonal(
 
     def logp(p, x, y):
         logits = functional_call(model, {**p, **frozen, **buffers}, (x[None],))
-        return torch.log_softmax(logits, -1)[0, y]
+        return torch.log_softmax(logits, -1)[0].gather(0, y[None])[0]
 
     per_example = vmap(grad(logp), in_dims=(None, 0, 0))
     count = 0

@@ -278,3 +278,12 @@ def test_errors(setup):
         merge("ties", base, models, weight=[1, 2])
     with pytest.raises(MergeError, match="unknown parameter"):
         merge("ties", base, models, densty=0.5)
+
+
+def test_sparsification_matches_mergekit():
+    sp = pytest.importorskip("mergekit.sparsify")
+    from nbsupport.kernels.merge_core import keep_mask, magnitude_bounds
+
+    d = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sp.magnitude(d, 0.3), d * keep_mask(d, *magnitude_bounds(d, 0.3), 0.0, 0))
+    assert torch.equal(sp.magnitude_outliers(d, 0.3, gamma=0.05), d * keep_mask(d, *magnitude_bounds(d, 0.3, 0.05), 0.0, 0))

@@ -1,0 +1,149 @@
+"""merge_files / the CLI: same tensors as merge(), sharding + index, YAML, errors, atomic output."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from nbsupport.merging import MergeError, merge, merge_files
+from nbsupport.merging import files as files_mod
+from nbsupport.merging.__main__ import main
+
+SHAPES = {"embed.weight": (50, 8), "layers.0.w": (8, 8), "layers.0.b": (8,), "layers.1.w": (8, 8), "head.w": (3, 8)}
+
+
+def sd(seed, base=None, scale=0.1):
+    g = torch.Generator().manual_seed(seed)
+    out = {k: torch.randn(s, generator=g) for k, s in SHAPES.items()}
+    return out if base is None else {k: base[k] + scale * out[k] for k in out}
+
+
+def save(state, folder, shards=1):
+    folder.mkdir(parents=True)
+    names = list(state)
+    if shards == 1:
+        save_file(state, str(folder / "model.safetensors"))
+    else:
+        wm = {}
+        for i in range(shards):
+            part = names[i::shards]
+            fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            save_file({k: state[k].contiguous() for k in part}, str(folder / fname))
+            wm.update({k: fname for k in part})
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": wm}))
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def load_dir(folder):
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    out = {}
+    for f in set(index["weight_map"].values()):
+        out.update(load_file(str(folder / f)))
+    assert set(out) == set(index["weight_map"])
+    return out
+
+
+@pytest.fixture
+def ckpts(tmp_path):
+    base = sd(0)
+    models = [sd(i + 1, base) for i in range(2)]
+    paths = {"base": save(base, tmp_path / "base"), "a": save(models[0], tmp_path / "a", shards=2),
+             "b": save(models[1], tmp_path / "b")}
+    return base, models, paths
+
+
+@pytest.mark.parametrize("method,params", [
+    ("linear", {"weight": [0.3, 0.7]}),
+    ("task_arithmetic", {"weight": [1.0, 0.5], "lambda": 0.8}),
+    ("ties", {"weight": [1.0, 1.0], "density": [0.5, 0.3]}),
+    ("breadcrumbs", {"weight": [1.0, 1.0], "density": [0.5, 0.5], "gamma": [0.05, 0.05]}),
+    ("dare_ties", {"weight": [1.0, 1.0], "density": [0.4, 0.4], "seed": 5}),
+])
+def test_merge_files_matches_merge(ckpts, tmp_path, method, params):
+    base, models, p = ckpts
+    per = {k: params[k] for k in ("weight", "density", "gamma") if k in params}
+    shared = {k: v for k, v in params.items() if k not in per}
+    cfg = {"merge_method": method, "base_model": str(p["base"]), "dtype": "float32", "parameters": shared,
+           "models": [{"model": str(p[m]), "parameters": {k: v[i] for k, v in per.items()}} for i, m in enumerate("ab")]}
+    info = merge_files(cfg, tmp_path / "out", max_shard_size=1500)
+    got = load_dir(tmp_path / "out")
+    want = merge(method, base, models, **params)
+    assert info["shards"] > 1 and (tmp_path / "out" / "config.json").exists()
+    for k in want:
+        assert torch.allclose(got[k], want[k], atol=1e-6, rtol=0), k
+
+
+def test_yaml_cli_and_base_in_models(ckpts, tmp_path, capsys):
+    base, models, p = ckpts
+    cfg = {"merge_method": "ties", "base_model": "base", "parameters": {"density": 0.5, "weight": 1.0},
+           "models": [{"model": "base"}, {"model": "a"}, {"model": "b", "parameters": {"density": 0.2}}]}
+    path = tmp_path / "cfg.yaml"  # relative model paths resolve against the config's folder
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([str(path), str(tmp_path / "out"), "--quiet"]) == 0
+    got = load_dir(tmp_path / "out")
+    want = merge("ties", base, models, density=[0.5, 0.2])
+    for k in want:
+        assert torch.allclose(got[k], want[k], atol=1e-6), k
+    assert main([str(path), str(tmp_path / "out"), "--quiet"]) == 2  # exists, no --overwrite
+    assert "not empty" in capsys.readouterr().err
+    assert main([str(path), str(tmp_path / "out"), "--quiet", "--overwrite"]) == 0
+
+
+def test_errors_before_writing(ckpts, tmp_path):
+    base, models, p = ckpts
+    out = tmp_path / "out"
+    ok = {"merge_method": "ties", "base_model": str(p["base"]),
+          "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0, "density": 0.5}}]}
+    bad_shape = save({**models[0], "head.w": torch.zeros(4, 8)}, tmp_path / "bad_shape")
+    bad_name = save({k: v for k, v in models[0].items() if k != "head.w"}, tmp_path / "bad_name")
+    cases = [
+        ({**ok, "base_model": None}, "needs base_model"),
+        ({**ok, "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0, "density": 1.5}}]}, "density"),
+        ({**ok, "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0, "density": 0}}]}, "density"),
+        ({**ok, "models": [{"model": str(bad_shape), "parameters": {"weight": 1.0}}]}, "shape"),
+        ({**ok, "models": [{"model": str(bad_name), "parameters": {"weight": 1.0}}]}, "names differ"),
+        ({**ok, "models": [{"model": str(tmp_path / "missing")}]}, "not found"),
+        ({**ok, "merge_method": "frobnicate"}, "merge_method"),
+        ({**ok, "slices": []}, "slices"),
+        ({**ok, "models": [{"model": str(p["a"]), "parameters": {"weight": [0, 1]}}]}, "gradients"),
+    ]
+    for cfg, msg in cases:
+        with pytest.raises(MergeError, match=msg):
+            merge_files(cfg, out)
+        assert not out.exists()
+
+
+def test_interrupted_merge_leaves_nothing(ckpts, tmp_path, monkeypatch):
+    _, _, p = ckpts
+    cfg = {"merge_method": "task_arithmetic", "base_model": str(p["base"]),
+           "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0}}]}
+    calls = {"n": 0}
+    real = files_mod.ShardWriter.write
+
+    def flaky(self, name, t):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, name, t)
+
+    monkeypatch.setattr(files_mod.ShardWriter, "write", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        merge_files(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".out")]
+
+
+def test_dtype_and_int_tensors(tmp_path):
+    base = {"w": torch.randn(4, 4), "pos": torch.arange(4)}
+    m = {"w": base["w"] + 1, "pos": torch.arange(4)}
+    save(base, tmp_path / "base")
+    save(m, tmp_path / "m")
+    cfg = {"merge_method": "task_arithmetic", "base_model": str(tmp_path / "base"), "dtype": "bfloat16",
+           "models": [{"model": str(tmp_path / "m"), "parameters": {"weight": 0.5}}]}
+    merge_files(cfg, tmp_path / "out")
+    got = load_dir(tmp_path / "out")
+    assert got["w"].dtype == torch.bfloat16 and got["pos"].dtype == torch.int64
+    assert torch.allclose(got["w"].float(), (base["w"] + 0.5).bfloat16().float())
