@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from nbsupport.kernels.merge_core import stream_seeds, uniform
-from nbsupport.merging import MergeError, greedy_soup, merge, sign_conflicts, task_vectors, uniform_soup
+from nbsupport.merging import (
+    MergeError,
+    greedy_soup,
+    merge,
+    sign_conflicts,
+    task_vectors,
+    uniform_soup,
+)
 from nbsupport.merging.methods import pcb_merge, swap_weights
 
 SHAPES = {"a.weight": (6, 5), "a.bias": (6,), "layers.0.w": (4, 4), "layers.1.w": (4, 4), "layers.2.w": (4, 4)}
@@ -76,7 +83,7 @@ def test_task_vectors_and_linear(setup):
     tvs = task_vectors(base, models)
     close(tvs[0], {k: models[0][k] - base[k] for k in base})
     w = [0.2, 0.3, 0.5]
-    close(merge("linear", None, models, weight=w), {k: sum(wi * m[k] for wi, m in zip(w, models)) for k in base})
+    close(merge("linear", None, models, weight=w), {k: sum(wi * m[k] for wi, m in zip(w, models, strict=False)) for k in base})
     close(uniform_soup(models), {k: sum(m[k] for m in models) / 3 for k in base})
 
 
@@ -119,7 +126,7 @@ def test_breadcrumbs(setup, method, consensus):
 
 def dare_masks(base, models, density, seed):
     out = []
-    for i, m in enumerate(models):
+    for i, _m in enumerate(models):
         d = {}
         for k in base:
             s = stream_seeds(seed, len(models), k)[i]
@@ -206,8 +213,8 @@ def test_fisher_merge(setup):
     fishers[0]["a.bias"] = torch.zeros(6, dtype=torch.float64)  # floored at 1e-6
     w = [1.0, 2.0, 0.5]
     got = merge("fisher", None, models, fishers=fishers, weight=w)
-    want = {k: sum(wi * f[k].clamp(min=1e-6) * m[k] for wi, f, m in zip(w, fishers, models))
-            / sum(wi * f[k].clamp(min=1e-6) for wi, f in zip(w, fishers)) for k in base}
+    want = {k: sum(wi * f[k].clamp(min=1e-6) * m[k] for wi, f, m in zip(w, fishers, models, strict=False))
+            / sum(wi * f[k].clamp(min=1e-6) for wi, f in zip(w, fishers, strict=False)) for k in base}
     close(got, want)
     # equal Fishers: plain weighted average
     same = [{k: torch.ones_like(v) for k, v in base.items()}] * 3
