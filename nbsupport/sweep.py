@@ -36,6 +36,7 @@ import socket
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -264,6 +265,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -284,13 +288,19 @@ def _save(point: Point, outcome: dict[str, Any], out: Path, stem: str) -> dict[s
     return meta
 
 
-def _finished(point: Point, out: Path) -> dict[str, Any] | None:
-    """point.json of an earlier run of this exact point that succeeded, else None."""
+def _stored(point: Point, out: Path) -> dict[str, Any] | None:
+    """point.json of an earlier run of this exact point, else None."""
     try:
         meta = json.loads((out / "points" / point.name / "point.json").read_text())
     except (OSError, ValueError):
         return None
-    ok = meta.get("status") == "ok" and meta.get("key") == point.key
+    return meta if meta.get("key") == point.key else None
+
+
+def _finished(point: Point, out: Path) -> dict[str, Any] | None:
+    """point.json of an earlier run of this exact point that succeeded, else None."""
+    meta = _stored(point, out)
+    ok = meta is not None and meta.get("status") == "ok"
     return meta if ok and (out / meta.get("output", "-")).is_file() else None
 
 
@@ -306,7 +316,7 @@ def table(metas: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
             row[f"claim:{c['name']}"] = c["held"]
         row["point"] = m["html"] or m["output"] or m["point"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*names, *META, "point"])
 
 
 def _object_columns(df: pd.DataFrame) -> list[str]:
@@ -340,16 +350,19 @@ def write_results(df: pd.DataFrame, out: Path, title: str, plot: tuple[str, str]
 
 
 def default_plot(df: pd.DataFrame, grid: dict[str, list[Any]]) -> tuple[str, str] | None:
-    """The first numeric record against the first parameter that takes several values."""
-    if df.empty:
-        return None
+    """The first numeric record that varies across points (else the first numeric record)
+    against the first parameter that takes several values."""
     params = [k for k, v in grid.items() if len(v) > 1] or list(grid)
     skip = set(grid) | set(META) | {"point"}
+    numeric = []
     for col in df.columns:
         if col not in skip and not col.startswith("claim:"):
-            if pd.to_numeric(df[col], errors="coerce").notna().any():
-                return col, params[0]
-    return None
+            values = pd.to_numeric(df.loc[df.status == "ok", col], errors="coerce").dropna()
+            if len(values):
+                numeric.append((values.nunique() > 1, col))
+    if not numeric:
+        return None
+    return next((col for varies, col in numeric if varies), numeric[0][1]), params[0]
 
 
 def figure(df: pd.DataFrame, record: str, param: str, grid: dict[str, list[Any]]):
@@ -470,20 +483,20 @@ def sweep(notebook: str | Path, grid: Mapping[str, Any], *, scale: str = "standa
     tasks = [{"key": p.key, "notebook": str(path), "relpath": relpath, "source": source,
               "digest": digest, "scale": p.scale, "params": p.params} for p in todo]
     by_key = {p.key: p for p in points}
-    metas = dict(done)
     bar = tqdm(total=len(points), initial=len(done), desc=f"sweep {path.stem}", disable=not progress)
     results = _execute(executor, tasks, jobs, address, cluster_kwargs)
     try:
         for outcome in results:
             point = by_key[outcome["key"]]
-            metas[point.key] = _save(point, outcome, out, path.stem)
+            _save(point, outcome, out, path.stem)
             if outcome["status"] != "ok":
                 bar.write(f"failed {point.name}: {outcome['error'].splitlines()[0] if outcome['error'] else ''}")
             bar.update()
     finally:
         results.close()
         bar.close()
-        df = table(list(metas.values()), list(grid))
+        # every point finished now or earlier, read back from its point.json
+        df = table([{**m, "index": p.index} for p in points if (m := _stored(p, out))], list(grid))
         write_results(df, out, path.name, chosen, grid)
     df.attrs.update(out=str(out), ran=len(todo), skipped=len(done))
     return df
@@ -530,3 +543,14 @@ def add_arguments(sub) -> None:
     p.add_argument("--force", action="store_true", help="rerun points that already finished")
     p.add_argument("--plot", metavar="RECORD:PARAM", help="figure of a record against a parameter")
     p.set_defaults(func=main_sweep)
+
+
+class _CallableModule(types.ModuleType):
+    """``nbsupport.sweep`` is this module once it is imported (Python sets the package
+    attribute), so calling the module calls :func:`sweep`: ``nbsupport.sweep(nb, grid)``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
