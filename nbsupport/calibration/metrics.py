@@ -89,7 +89,7 @@ def mass_edges(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
 
 def histogram(confidence: torch.Tensor, correct: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """(n_bins, 3) float64: count, Σ confidence, Σ correct per bin (first/last bin take the ends)."""
-    c = confidence.detach()
+    c = confidence.detach().contiguous()
     bins = torch.bucketize(c, edges.to(c.dtype)[1:-1].contiguous(), right=True)
     nb = edges.numel() - 1
     return torch.stack([

@@ -79,12 +79,16 @@ def fit_temperature(
     if not ok:  # bracketing fallback: Brent's method bounded to [log lo, log hi]
         res = minimize_scalar(lambda s: _mean_nll(z, y, math.exp(s)), bounds=(log_lo, log_hi),
                               method="bounded", options={"xatol": 1e-6})
-        found = float(res.x)
-    found = min(max(found, log_lo), log_hi)
+        found = min(max(float(res.x), log_lo), log_hi)
+    # the NLL is quasi-convex in log T: a bound doing at least as well means the optimum is there
+    # or beyond (LBFGS also stalls on such flat tails)
+    best = _mean_nll(z, y, math.exp(found))
+    for bound in (lo, hi):
+        if abs(found - math.log(bound)) < 1e-3 or _mean_nll(z, y, bound) <= best:
+            warnings.warn(f"fit_temperature: the optimum sits at the bound T={bound:.4g} of {bounds}; "
+                          "the NLL does not increase beyond it", RuntimeWarning, stacklevel=2)
+            return float(bound)
     t = math.exp(found)
-    if abs(found - log_lo) < 1e-3 or abs(found - log_hi) < 1e-3:
-        warnings.warn(f"fit_temperature: the optimum sits at the bound T={t:.4g} of {bounds}; "
-                      "the NLL keeps decreasing beyond it", RuntimeWarning, stacklevel=2)
     return t
 
 

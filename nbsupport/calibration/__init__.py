@@ -1,0 +1,43 @@
+"""Calibration and temperature (REFERENCE.md §4).
+
+- :mod:`~nbsupport.calibration.metrics`: ``ece`` (equal width / equal mass; l1, l2, max),
+  ``classwise_ece``, ``nll``, ``brier``, ``accuracy``, ``reliability``, from probabilities or logits;
+- :mod:`~nbsupport.calibration.scaling`: ``fit_temperature`` and the calibrators
+  ``TemperatureScaling``, ``VectorScaling``, ``HistogramBinning``, ``IsotonicCalibration``;
+- :mod:`~nbsupport.calibration.mixup`: ``mixup``;
+- :mod:`~nbsupport.calibration.tempnet`: ``TempNet`` and its DRO loss ``dro_loss``;
+- :mod:`~nbsupport.calibration.sampling`: ``temperature_probs``, ``upweights``, ``cooldown``,
+  ``domain_batches`` for imbalanced multi-domain training.
+
+The one-pass logits kernel behind ``ece(..., from_logits=True)``, ``nll`` and ``fit_temperature``
+is :mod:`nbsupport.kernels.calibration_stats`.
+"""
+
+from nbsupport.calibration.metrics import (
+    accuracy,
+    brier,
+    classwise_ece,
+    ece,
+    error_from_histogram,
+    histogram,
+    mass_edges,
+    nll,
+    reliability,
+)
+from nbsupport.calibration.mixup import mixup
+from nbsupport.calibration.sampling import cooldown, domain_batches, temperature_probs, upweights
+from nbsupport.calibration.scaling import (
+    HistogramBinning,
+    IsotonicCalibration,
+    TemperatureScaling,
+    VectorScaling,
+    fit_temperature,
+)
+from nbsupport.calibration.tempnet import TempNet, dro_loss
+
+__all__ = [
+    "HistogramBinning", "IsotonicCalibration", "TempNet", "TemperatureScaling", "VectorScaling",
+    "accuracy", "brier", "classwise_ece", "cooldown", "domain_batches", "dro_loss", "ece",
+    "error_from_histogram", "fit_temperature", "histogram", "mass_edges", "mixup", "nll",
+    "reliability", "temperature_probs", "upweights",
+]

@@ -1,0 +1,155 @@
+"""calibration_stats paths (compile, triton) against the float64 reference.
+
+Tolerances: float32 paths vs the float64 reference: confidence 1e-6 absolute, NLL 1e-5
+relative + 1e-5 absolute, histogram counts and correctness exact (inputs chosen away from bin
+edges), histogram sums 1e-4 absolute. Triton runs under ``TRITON_INTERPRET=1`` on tiny shapes,
+from a copy of the module imported with the variable set (so other tests are unaffected).
+"""
+
+import importlib.util
+import os
+import sys
+import warnings
+
+import pytest
+import torch
+
+from nbsupport.kernels import available, choose
+from nbsupport.kernels import calibration_stats as cs
+
+
+def _case(n, c, scale, seed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.randn(n, c, generator=g, dtype=torch.float64) * scale).to(dtype)
+    y = torch.randint(0, c, (n,), generator=g)
+    return z, y
+
+
+def _edge_cases():
+    z = torch.zeros(6, 4)
+    z[1] = torch.tensor([3.0, 3.0, -1.0, 0.0])  # tie: first index wins
+    z[2] = torch.tensor([0.0, 80.0, 0.0, 0.0])  # confidence rounds to 1 in float32
+    z[3] = torch.tensor([-float("inf"), 1.0, 2.0, -float("inf")])  # masked classes
+    z[4] = torch.tensor([1e4, -1e4, 0.0, 5.0])  # large magnitude
+    return z, torch.tensor([0, 1, 1, 2, 0, 3])
+
+
+def assert_close_to_reference(got, z, y, temperature, n_bins, edges=None):
+    ref = cs.reference(z.double(), y, temperature, n_bins=n_bins, edges=edges)
+    torch.testing.assert_close(got.confidence.double(), ref.confidence, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.nll.double(), ref.nll, atol=1e-5, rtol=1e-5)
+    assert torch.equal(got.correct, ref.correct)
+    assert got.histogram.dtype == torch.float64 and got.histogram.shape == ref.histogram.shape
+    assert torch.equal(got.histogram[:, 0], ref.histogram[:, 0])
+    torch.testing.assert_close(got.histogram[:, 1:], ref.histogram[:, 1:], atol=1e-4, rtol=0)
+
+
+CASES = [(1, 1, 1.0, 1.0, 15), (37, 10, 3.0, 1.0, 15), (64, 100, 2.0, 0.5, 10), (10, 1000, 5.0, 2.5, 7)]
+
+
+def test_registered_paths():
+    assert set(available("calibration_stats")) == {"reference", "compile", "triton"}
+    assert choose("calibration_stats", "cpu") == "compile"
+
+
+@pytest.mark.parametrize("n, c, scale, t, n_bins", CASES)
+def test_chunked_matches_reference(n, c, scale, t, n_bins):
+    z, y = _case(n, c, scale, seed=n + c)
+    assert_close_to_reference(cs.chunked(z, y, t, n_bins=n_bins, chunk_bytes=512), z, y, t, n_bins)
+
+
+def test_chunked_edge_cases_and_custom_edges():
+    z, y = _edge_cases()
+    got = cs.chunked(z, y, 1.0, n_bins=4)
+    assert_close_to_reference(got, z, y, 1.0, 4)
+    assert got.correct.tolist() == [True, False, True, True, True, False]
+    assert got.histogram[-1, 0] >= 2  # confidence 1 in the last bin, not a hidden one
+    edges = torch.tensor([0.0, 0.3, 0.9, 1.0])
+    assert_close_to_reference(cs.chunked(z, y, 1.0, edges=edges), z, y, 1.0, 3, edges=edges)
+
+
+def test_reference_is_differentiable_in_temperature():
+    z, y = _case(20, 5, 2.0, seed=1, dtype=torch.float64)
+    t = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    nll = cs.reference(z, y, t).nll.mean()
+    nll.backward()
+    want = torch.nn.functional.cross_entropy(z / t, y)
+    assert float(nll.detach()) == pytest.approx(float(want), rel=1e-12)
+    assert t.grad is not None and torch.isfinite(t.grad)
+
+
+def test_float64_and_noncontiguous_inputs():
+    z, y = _case(30, 12, 2.0, seed=3, dtype=torch.float64)
+    got = cs.chunked(z.T.contiguous().T, y, 1.3)
+    ref = cs.reference(z, y, 1.3)
+    torch.testing.assert_close(got.nll, ref.nll, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda z, y: (z[:0], y[:0]), "empty"),
+    (lambda z, y: (z, y + 100), "out of range"),
+    (lambda z, y: (z[0], y), "2-D"),
+    (lambda z, y: (z.long(), y), "floating"),
+    (lambda z, y: (z, y.float()), "integer"),
+])
+def test_bad_input(bad, match):
+    z, y = _case(8, 4, 1.0, seed=0)
+    zb, yb = bad(z, y)
+    for fn in (cs.reference, cs.chunked):
+        with pytest.raises(ValueError, match=match):
+            fn(zb, yb)
+    with pytest.raises(ValueError, match="temperature"):
+        cs.chunked(z, y, -1.0)
+
+
+@pytest.fixture(scope="module")
+def interp():
+    """The Triton module loaded with TRITON_INTERPRET=1 under a private name."""
+    pytest.importorskip("triton")
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        spec = importlib.util.find_spec("nbsupport.kernels.calibration_stats_triton")
+        name = "_calibration_stats_triton_interpreted"
+        mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, spec.origin))
+        sys.modules[name] = mod
+        mod.__spec__.loader.exec_module(mod)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # masked lanes compute -inf - -inf
+            yield mod
+    finally:
+        if old is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+
+
+@pytest.mark.parametrize("n, c, scale, t, n_bins", CASES[:3])
+def test_triton_interpreted_matches_reference(interp, n, c, scale, t, n_bins):
+    z, y = _case(n, c, scale, seed=n + c)
+    got = interp.triton_calibration_stats(z, y, t, n_bins=n_bins, block_rows=16, block_cols=32)
+    assert_close_to_reference(got, z, y, t, n_bins)
+
+
+def test_triton_interpreted_edge_cases_and_determinism(interp):
+    z, y = _edge_cases()
+    got = interp.triton_calibration_stats(z, y, 1.0, n_bins=4, block_rows=4, block_cols=2)
+    assert_close_to_reference(got, z, y, 1.0, 4)
+    again = interp.triton_calibration_stats(z, y, 1.0, n_bins=4, block_rows=4, block_cols=2)
+    assert torch.equal(got.histogram, again.histogram) and torch.equal(got.nll, again.nll)
+
+
+@pytest.mark.gpu
+def test_triton_cuda_matches_reference_and_is_deterministic():
+    from nbsupport.kernels.calibration_stats_triton import triton_calibration_stats
+
+    z, y = _case(100_000, 1000, 4.0, seed=7)
+    z, y = z.cuda(), y.cuda()
+    got = triton_calibration_stats(z, y, 1.5)
+    ref = cs.reference(z.double(), y, 1.5)
+    torch.testing.assert_close(got.confidence.double(), ref.confidence, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.nll.double(), ref.nll, atol=1e-4, rtol=1e-5)
+    assert (got.correct == ref.correct).all()
+    assert (got.histogram[:, 0] - ref.histogram[:, 0]).abs().max() <= 2  # ulp-level bin flips
+    again = triton_calibration_stats(z, y, 1.5)
+    assert torch.equal(got.histogram, again.histogram)
