@@ -195,3 +195,13 @@ def test_failing_point_is_recorded_and_others_finish(tmp_path, capsys):
     grown = sweep(FAILS, {"X": [0, 1, 3]}, scale="smoke", out=out, progress=False)
     assert grown.X.tolist() == [0, 1, 3] and grown.y.tolist() == [0, 10, 30]
     assert (grown.attrs["ran"], grown.attrs["skipped"]) == (1, 2)
+
+
+def test_worker_without_the_notebook_runs_the_sent_source(tmp_path):
+    # a remote worker may lack the file: the task carries the source and runs a copy
+    task = {"key": "k", "notebook": str(tmp_path / "elsewhere" / "sweep_tiny.ipynb"),
+            "relpath": "no/such/sweep_tiny.ipynb", "source": TINY.read_text(),
+            "digest": SW.notebook_digest(TINY), "scale": "smoke", "params": {"X": 3.0}}
+    outcome = SW.run_point(task)
+    assert outcome["status"] == "ok" and outcome["records"]["y"] == 9.0
+    assert "recorded y" in outcome["ipynb"] and outcome["html"].lstrip().startswith("<!DOCTYPE")
