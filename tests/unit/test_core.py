@@ -1,0 +1,94 @@
+"""Scales, device and seeding, the training loop, and the viz helpers."""
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from nbsupport import device, preset, seed_everything
+from nbsupport.train import train
+from nbsupport.viz import interactive, lines, style
+
+PRESETS = {"smoke": {"n": 1}, "standard": {"n": 2}, "full": {"n": 3}}
+
+
+def test_preset_picks_scale_and_env_override(monkeypatch):
+    monkeypatch.delenv("NBSUPPORT_SCALE", raising=False)
+    assert preset(PRESETS, "standard").n == 2
+    monkeypatch.setenv("NBSUPPORT_SCALE", "smoke")
+    assert preset(PRESETS, "full").n == 1
+
+
+def test_preset_errors(monkeypatch):
+    monkeypatch.delenv("NBSUPPORT_SCALE", raising=False)
+    with pytest.raises(ValueError, match="unknown scale 'huge'"):
+        preset(PRESETS, "huge")
+    with pytest.raises(ValueError, match="lacks scale"):
+        preset({"smoke": {}}, "smoke")
+
+
+def test_device_and_seed(monkeypatch):
+    monkeypatch.setenv("NBSUPPORT_DEVICE", "cpu")
+    assert device() == torch.device("cpu")
+    seed_everything(3)
+    a = torch.rand(3)
+    g = seed_everything(3)
+    assert torch.equal(a, torch.rand(3))
+    assert isinstance(g, torch.Generator)
+    with pytest.raises(ValueError):
+        seed_everything(-1)
+
+
+def test_train_fits_linear_regression_and_logs():
+    seed_everything(0)
+    w = torch.tensor([[2.0, -1.0]])
+    x = torch.randn(256, 2)
+    data = [(x[i : i + 32], x[i : i + 32] @ w.T) for i in range(0, 256, 32)]
+    model = torch.nn.Linear(2, 1)
+    seen = []
+    log = train(model, data, lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]),
+                torch.optim.SGD(model.parameters(), lr=0.1), 200,
+                eval_fn=lambda m: {"w0": float(m.weight[0, 0])}, eval_every=50,
+                callbacks=[lambda step, row: seen.append(step)], progress=False)
+    assert len(log) == 200 and seen == list(range(1, 201))
+    assert log["loss"].iloc[-1] < 1e-4
+    assert log["w0"].dropna().iloc[-1] == pytest.approx(2.0, abs=1e-2)
+    assert list(log["step"][log["w0"].notna()]) == [50, 100, 150, 200]
+
+
+def test_train_stops_on_divergence():
+    model = torch.nn.Linear(1, 1)
+    log = train(model, [torch.ones(1, 1)], lambda m, b: m(b).sum() * float("nan"),
+                torch.optim.SGD(model.parameters(), lr=0.1), 10, progress=False)
+    assert len(log) == 1 and bool(log["diverged"].iloc[0])
+    with pytest.raises(ValueError):
+        train(model, [], lambda m, b: m(b).sum(), torch.optim.SGD(model.parameters(), lr=0.1), 3, progress=False)
+
+
+def test_lines_and_style():
+    fig = lines([0, 1, 2], {"a": [1, 2, 3], "b": [3, 2, 1]}, title="t", x="step", y="loss", log_y=True)
+    assert [tr.name for tr in fig.data] == ["a", "b"]
+    assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.type == "log"
+    assert style(go.Figure(), title="x").layout.title.text == "x"
+
+
+def test_interactive_headless_returns_static_figure_at_defaults(monkeypatch):
+    monkeypatch.setenv("NBSUPPORT_HEADLESS", "1")
+    calls = []
+
+    def fn(a, b, c):
+        calls.append((a, b, c))
+        return go.Figure(go.Scatter(y=[a]))
+
+    fig = interactive(fn, a=(0.0, 1.0, 0.1, 0.5), b=["x", "y"], c=True)
+    assert isinstance(fig, go.Figure) and calls == [(0.5, "x", True)]
+
+
+def test_interactive_live_builds_widgets(monkeypatch):
+    import ipywidgets as w
+
+    monkeypatch.setenv("NBSUPPORT_HEADLESS", "0")
+    box = interactive(lambda n, k: go.Figure(go.Bar(y=[n] * k)), n=(1, 10, 1, 3), k=w.IntSlider(value=2))
+    controls = box.children[0].children
+    assert isinstance(controls[0], w.IntSlider) and controls[0].value == 3
+    with pytest.raises(TypeError, match="not understood"):
+        interactive(lambda x: go.Figure(), x=object())
