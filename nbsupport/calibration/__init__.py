@@ -4,10 +4,11 @@
   ``classwise_ece``, ``nll``, ``brier``, ``accuracy``, ``reliability``, from probabilities or logits;
 - :mod:`~nbsupport.calibration.scaling`: ``fit_temperature`` and the calibrators
   ``TemperatureScaling``, ``VectorScaling``, ``HistogramBinning``, ``IsotonicCalibration``;
-- :mod:`~nbsupport.calibration.mixup`: ``mixup``;
+- :mod:`~nbsupport.calibration.mixup`: ``mixup``, ``train_classifier`` (ERM or Mixup), ``predict_logits``;
 - :mod:`~nbsupport.calibration.tempnet`: ``TempNet`` and its DRO loss ``dro_loss``;
 - :mod:`~nbsupport.calibration.sampling`: ``temperature_probs``, ``upweights``, ``cooldown``,
-  ``domain_batches`` for imbalanced multi-domain training.
+  ``domain_batches`` for imbalanced multi-domain training;
+- :mod:`~nbsupport.calibration.plots`: ``reliability_figure``.
 
 The one-pass logits kernel behind ``ece(..., from_logits=True)``, ``nll`` and ``fit_temperature``
 is :mod:`nbsupport.kernels.calibration_stats`.
@@ -24,7 +25,8 @@ from nbsupport.calibration.metrics import (
     nll,
     reliability,
 )
-from nbsupport.calibration.mixup import mixup
+from nbsupport.calibration.mixup import minibatches, mixup, predict_logits, train_classifier
+from nbsupport.calibration.plots import reliability_figure
 from nbsupport.calibration.sampling import cooldown, domain_batches, temperature_probs, upweights
 from nbsupport.calibration.scaling import (
     HistogramBinning,
@@ -38,6 +40,6 @@ from nbsupport.calibration.tempnet import TempNet, dro_loss
 __all__ = [
     "HistogramBinning", "IsotonicCalibration", "TempNet", "TemperatureScaling", "VectorScaling",
     "accuracy", "brier", "classwise_ece", "cooldown", "domain_batches", "dro_loss", "ece",
-    "error_from_histogram", "fit_temperature", "histogram", "mass_edges", "mixup", "nll",
-    "reliability", "temperature_probs", "upweights",
+    "error_from_histogram", "fit_temperature", "histogram", "mass_edges", "minibatches", "mixup", "nll", "predict_logits",
+    "reliability", "reliability_figure", "temperature_probs", "train_classifier", "upweights",
 ]

@@ -31,3 +31,55 @@ def mixup(
     lam = float(rng.beta(alpha, alpha))
     perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
     return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm], lam
+
+
+def minibatches(X: torch.Tensor, y: torch.Tensor, batch: int, generator: torch.Generator):
+    """Endless shuffled epochs of ``(x, y)`` minibatches."""
+    n = X.shape[0]
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for s in range(0, n - batch + 1 if n >= batch else 1, batch):
+            idx = perm[s : s + batch]
+            yield X[idx], y[idx]
+
+
+def train_classifier(
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    batch: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    mixup_alpha: float = 0.0,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "train",
+):
+    """Adam on cross-entropy (ERM), or on Mixup batches when ``mixup_alpha > 0``; returns the log."""
+    from nbsupport.train import train
+
+    num_classes = int(y.max()) + 1
+    num_classes = max(num_classes, getattr(getattr(model, "head", None), "out_features", num_classes))
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    def loss_fn(m, b):
+        xb, yb = b
+        if mixup_alpha > 0:
+            xb, target, _ = mixup(xb, yb, num_classes, mixup_alpha, rng)
+            return torch.nn.functional.cross_entropy(m(xb), target)
+        return torch.nn.functional.cross_entropy(m(xb), yb)
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return train(model, minibatches(X, y, batch, g), loss_fn, opt, steps, progress=progress, desc=desc)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 2048) -> torch.Tensor:
+    """Logits of ``model`` on ``X`` in eval mode, in batches."""
+    was = model.training
+    model.eval()
+    out = torch.cat([model(X[s : s + batch]) for s in range(0, X.shape[0], batch)])
+    model.train(was)
+    return out
