@@ -29,7 +29,7 @@ MEASURES = ("legs", "legt", "lagt", "fout")
 S4D_INITS = ("legs", "inv", "lin", "real", "random")
 
 __all__ = [
-    "MEASURES", "S4D_INITS", "S4D", "basis", "discretize", "hippo", "hippo_nplr", "init_log_dt",
+    "MEASURES", "S4D_INITS", "basis", "discretize", "hippo", "hippo_nplr", "init_log_dt",
     "online_approximation", "ptd_init", "reconstruct", "s4d_init", "s4d_kernel", "transfer_function",
     "eig_condition",
 ]
@@ -42,9 +42,12 @@ def hippo(measure: str, N: int) -> tuple[np.ndarray, np.ndarray]:
 
     LegS: A_nk = -sqrt(2n+1)sqrt(2k+1) (n > k), -(n+1) (n = k), 0 (n < k); B_n = sqrt(2n+1).
     LegT: A_nk = -1/2 sqrt(2n+1)sqrt(2k+1) (1 if n >= k else (-1)^(n-k)); B_n = 1/2 sqrt(2n+1).
-    LagT: A = I/2 - tril(1); B = 1.  FouT (window 1, basis 1, sqrt2 cos 2pi k x, sqrt2 sin 2pi k x):
-    A = D - B B^T with D the derivative (rotation) blocks and B the basis at the window's
-    start, the rank-one term being the signal leaving the window (How to Train Your HiPPO, §3).
+    LagT: A = I/2 - tril(1); B = 1.  FouT (window 1, basis 1, sqrt2 cos 2pi k x, sqrt2 sin 2pi k x,
+    How to Train Your HiPPO, §3): ``c' = D c + b (f(t) - f(t-1))`` with D the derivative
+    (rotation) blocks and b the basis at the window's edge; the value leaving the window is
+    estimated by the Fourier sum at the jump, which converges to (f(t) + f(t-1))/2, so
+    ``f(t-1) ~ 2 b^T c - f(t)``, giving ``A = D - 2 b b^T``, ``B = 2 b`` (our derivation; the
+    reconstruction is checked in the tests).
     """
     n = np.arange(N, dtype=np.float64)
     r = np.sqrt(2 * n + 1)
@@ -67,7 +70,7 @@ def hippo(measure: str, N: int) -> tuple[np.ndarray, np.ndarray]:
             if s < N:  # d/dt c_cos = 2 pi k c_sin, d/dt c_sin = -2 pi k c_cos
                 D[c, s] = 2 * math.pi * k
                 D[s, c] = -2 * math.pi * k
-        return D - np.outer(B, B), B
+        return D - 2 * np.outer(B, B), 2 * B
     raise ValueError(f"unknown measure {measure!r}; use one of {MEASURES}")
 
 
