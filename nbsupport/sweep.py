@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import types
+import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
 
 def _values(name: str, values: Any) -> list[Any]:
     """A grid entry as a list of plain Python values (a scalar is one value)."""
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
         values = [values]
     out = [v.item() if hasattr(v, "item") and not isinstance(v, (list, dict)) else v for v in values]
     if not out:
@@ -235,7 +236,8 @@ def _dask(tasks: list[dict[str, Any]], jobs: int, address: str | None,
         client = Client(cluster)
     futures = []
     try:
-        futures = [client.submit(run_point, t, key=f"nbsweep-{t['key']}", pure=False) for t in tasks]
+        run = uuid.uuid4().hex[:8]  # this sweep's tasks only, even on a shared scheduler
+        futures = [client.submit(run_point, t, key=f"nbsweep-{t['key']}-{run}") for t in tasks]
         by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
         for fut in dask_completed(futures):
             try:
