@@ -130,7 +130,8 @@ class S4DModel(nn.Module):
 
     def replace_head(self, d_output: int, pool: str | None) -> None:
         """New decoder and pooling, e.g. after self-pretraining (fine-tune for classification)."""
-        self.decoder = nn.Linear(self.decoder.in_features, d_output)
+        w = self.decoder.weight
+        self.decoder = nn.Linear(w.shape[1], d_output, dtype=w.dtype, device=w.device)
         self.pool = pool
 
 

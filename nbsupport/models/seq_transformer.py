@@ -37,5 +37,6 @@ class SeqTransformer(nn.Module):
         return self.decoder(pool(self.features(u), self.pool))
 
     def replace_head(self, d_output: int, pool: str | None) -> None:
-        self.decoder = nn.Linear(self.decoder.in_features, d_output)
+        w = self.decoder.weight
+        self.decoder = nn.Linear(w.shape[1], d_output, dtype=w.dtype, device=w.device)
         self.pool = pool
