@@ -8,6 +8,7 @@
 - :mod:`~nbsupport.calibration.tempnet`: ``TempNet`` and its DRO loss ``dro_loss``;
 - :mod:`~nbsupport.calibration.sampling`: ``temperature_probs``, ``upweights``, ``cooldown``,
   ``domain_batches`` for imbalanced multi-domain training;
+- :mod:`~nbsupport.calibration.synthetic`: ``gaussian_classes`` (controlled overlap), ``noisy_labels``;
 - :mod:`~nbsupport.calibration.plots`: ``reliability_figure``.
 
 The one-pass logits kernel behind ``ece(..., from_logits=True)``, ``nll`` and ``fit_temperature``
@@ -35,11 +36,12 @@ from nbsupport.calibration.scaling import (
     VectorScaling,
     fit_temperature,
 )
+from nbsupport.calibration.synthetic import gaussian_classes, noisy_labels
 from nbsupport.calibration.tempnet import TempNet, dro_loss
 
 __all__ = [
     "HistogramBinning", "IsotonicCalibration", "TempNet", "TemperatureScaling", "VectorScaling",
     "accuracy", "brier", "classwise_ece", "cooldown", "domain_batches", "dro_loss", "ece",
-    "error_from_histogram", "fit_temperature", "histogram", "mass_edges", "minibatches", "mixup", "nll", "predict_logits",
+    "error_from_histogram", "fit_temperature", "gaussian_classes", "histogram", "mass_edges", "minibatches", "mixup", "nll", "noisy_labels", "predict_logits",
     "reliability", "reliability_figure", "temperature_probs", "train_classifier", "upweights",
 ]
