@@ -87,65 +87,101 @@ def reference(users: torch.Tensor, items: torch.Tensor, k: int, seen: Seen | Non
 
 def merge(best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor,
           k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Merge candidate (row, value, index) triples into each row's sorted top-k (segmented sort)."""
+    """Fold candidate (row, value, index) triples into each row's sorted top-k.
+
+    Candidates are laid out in a padded (active rows, most candidates) matrix beside the
+    rows' current best and reselected with ``torch.topk``; rows without candidates are untouched.
+    """
+    if len(rows) == 0:
+        return best_v, best_i
     n = best_v.shape[0]
-    r_all = torch.cat([torch.arange(n, device=rows.device).repeat_interleave(k), rows])
-    v_all = torch.cat([best_v.reshape(-1), vals])
-    i_all = torch.cat([best_i.reshape(-1), idx])
-    order = torch.argsort(v_all, descending=True, stable=True)
-    order = order[torch.argsort(r_all[order], stable=True)]
-    r_sorted = r_all[order]
-    counts = torch.bincount(r_sorted, minlength=n)
+    order = torch.argsort(rows, stable=True)
+    rows, vals, idx = rows[order], vals[order], idx[order]
+    counts = torch.bincount(rows, minlength=n)
     start = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(len(order), device=rows.device) - start[r_sorted]
-    keep = pos < k
-    new_v = torch.full_like(best_v, float("-inf"))
-    new_i = torch.full_like(best_i, -1)
-    new_v[r_sorted[keep], pos[keep]] = v_all[order][keep]
-    new_i[r_sorted[keep], pos[keep]] = i_all[order][keep]
-    return new_v, new_i
+    pos = torch.arange(len(rows), device=rows.device) - start[rows]
+    active = torch.nonzero(counts, as_tuple=True)[0]
+    slot = torch.full((n,), -1, dtype=torch.long, device=rows.device)
+    slot[active] = torch.arange(len(active), device=rows.device)
+    width = int(counts.max())
+    pad_v = torch.full((len(active), width), float("-inf"), dtype=best_v.dtype, device=best_v.device)
+    pad_i = torch.full((len(active), width), -1, dtype=torch.long, device=best_v.device)
+    pad_v[slot[rows], pos] = vals
+    pad_i[slot[rows], pos] = idx
+    v, j = torch.cat([best_v[active], pad_v], 1).topk(k, dim=1)
+    best_v, best_i = best_v.clone(), best_i.clone()
+    best_v[active] = v
+    best_i[active] = torch.cat([best_i[active], pad_i], 1).gather(1, j)
+    return best_v, best_i
+
+
+def candidates(scores: torch.Tensor, threshold: torch.Tensor, width: int = 64
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, column, value) of the scores above each row's threshold.
+
+    The row is cut into runs of ``width`` columns; a run's maximum (one cheap pass) says
+    whether it holds any survivor, and only those runs are compared element by element.
+    """
+    n, b = scores.shape
+    runs = b // width
+    rows, cols, vals = [], [], []
+    if runs:
+        body = scores[:, : runs * width].reshape(n, runs, width)
+        r, c = torch.nonzero(body.amax(-1) > threshold, as_tuple=True)
+        block = body[r, c]
+        keep = block > threshold[r]
+        col = c[:, None] * width + torch.arange(width, device=scores.device)
+        rows.append(r[:, None].expand(-1, width)[keep])
+        cols.append(col[keep])
+        vals.append(block[keep])
+    if runs * width < b:
+        tail = scores[:, runs * width :]
+        r, c = torch.nonzero(tail > threshold, as_tuple=True)
+        rows.append(r)
+        cols.append(c + runs * width)
+        vals.append(tail[r, c])
+    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
 
 def select_block(scores: torch.Tensor, offset: int, best_v: torch.Tensor, best_i: torch.Tensor, k: int,
                  first: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Fold one masked (n, b) score block, whose column 0 is item ``offset``, into the running top-k."""
     n, b = scores.shape
-    if not first:
-        rows, cols = torch.nonzero(scores > best_v[:, -1:], as_tuple=True)
-        if len(rows) <= 4 * n * k:  # few survivors: segmented merge of just those
-            return merge(best_v, best_i, rows, scores[rows, cols], cols + offset, k)
-    kk = min(k, b)
-    v, i = scores.topk(kk, dim=1)
-    if first and kk == k:
-        return v, i + offset
-    return merge(best_v, best_i, torch.arange(n, device=v.device).repeat_interleave(kk), v.reshape(-1),
-                 (i + offset).reshape(-1), k)
+    if first:
+        v, i = scores.topk(min(k, b), dim=1)
+        if v.shape[1] == k:
+            return v, i + offset
+        rows = torch.arange(n, device=v.device).repeat_interleave(v.shape[1])
+        return merge(best_v, best_i, rows, v.reshape(-1), (i + offset).reshape(-1), k)
+    rows, cols, vals = candidates(scores, best_v[:, -1:])
+    return merge(best_v, best_i, rows, vals, cols + offset, k)
 
 
 def chunked(users: torch.Tensor, items: torch.Tensor, k: int, seen: Seen | None = None, user_chunk: int = 512,
-            item_chunk: int = 32768) -> tuple[torch.Tensor, torch.Tensor]:
-    """CPU fast path: same result as :func:`reference` (ties aside) in bounded memory."""
+            item_chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU fast path: same result as :func:`reference` (ties aside); at most ``user_chunk × item_chunk`` scores live."""
     _check(users, items, k, seen)
     n_users, n_items = users.shape[0], items.shape[0]
-    values = torch.empty(n_users, k, dtype=users.dtype, device=users.device)
-    indices = torch.empty(n_users, k, dtype=torch.long, device=users.device)
-    for us in range(0, n_users, user_chunk):
-        ue = min(us + user_chunk, n_users)
-        u = users[us:ue]
-        best_v = torch.full((ue - us, k), float("-inf"), dtype=users.dtype, device=users.device)
-        best_i = torch.full((ue - us, k), -1, dtype=torch.long, device=users.device)
-        if seen is not None:
-            rows, cols = _seen_pairs(seen, us, ue, users.device)
+    dev = users.device
+    values = torch.full((n_users, k), float("-inf"), dtype=users.dtype, device=dev)
+    indices = torch.full((n_users, k), -1, dtype=torch.long, device=dev)
+    chunks = [(us, min(us + user_chunk, n_users)) for us in range(0, n_users, user_chunk)]
+    pairs = []
+    if seen is not None:  # per user chunk: seen (row, item) sorted by item, to slice per block
+        for us, ue in chunks:
+            rows, cols = _seen_pairs(seen, us, ue, dev)
             order = torch.argsort(cols)
-            rows, cols = rows[order], cols[order]
-        for b, is_ in enumerate(range(0, n_items, item_chunk)):
-            ie = min(is_ + item_chunk, n_items)
-            scores = u @ items[is_:ie].T
+            pairs.append((rows[order], cols[order]))
+    for b, is_ in enumerate(range(0, n_items, item_chunk)):
+        ie = min(is_ + item_chunk, n_items)
+        block_t = items[is_:ie].T.contiguous()  # (d, b): the layout BLAS multiplies fastest
+        for c, (us, ue) in enumerate(chunks):
+            scores = users[us:ue] @ block_t
             if seen is not None:
-                lo, hi = torch.searchsorted(cols, torch.tensor([is_, ie], device=cols.device)).tolist()
+                rows, cols = pairs[c]
+                lo, hi = torch.searchsorted(cols, torch.tensor([is_, ie], device=dev)).tolist()
                 scores[rows[lo:hi], cols[lo:hi] - is_] = float("-inf")
-            best_v, best_i = select_block(scores, is_, best_v, best_i, k, first=b == 0)
-        values[us:ue], indices[us:ue] = best_v, best_i
+            values[us:ue], indices[us:ue] = select_block(scores, is_, values[us:ue], indices[us:ue], k, b == 0)
     return _finish(values, indices)
 
 

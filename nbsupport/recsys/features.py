@@ -141,3 +141,11 @@ def synthetic(n_users: int = 60, n_items: int = 80, per_user: int = 12, n_genres
     title /= np.linalg.norm(title, axis=1, keepdims=True)
     item_feats, genres = item_feature_groups(items, title.astype(np.float32))
     return Interactions(ratings, items, users, item_feats, user_feature_groups(users), genres, name="synthetic")
+
+
+def load(name: str = "movielens", **kwargs) -> Interactions:
+    """``"movielens"`` (:func:`load_movielens`) or ``"synthetic"`` (:func:`synthetic`, for smoke runs)."""
+    loaders = {"movielens": load_movielens, "synthetic": synthetic}
+    if name not in loaders:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(loaders)}")
+    return loaders[name](**kwargs)
