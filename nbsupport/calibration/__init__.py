@@ -6,7 +6,7 @@
   ``TemperatureScaling``, ``VectorScaling``, ``HistogramBinning``, ``IsotonicCalibration``;
 - :mod:`~nbsupport.calibration.mixup`: ``mixup``, ``train_classifier`` (ERM or Mixup), ``predict_logits``;
 - :mod:`~nbsupport.calibration.tempnet`: ``TempNet`` and its DRO loss ``dro_loss``;
-- :mod:`~nbsupport.calibration.sampling`: ``temperature_probs``, ``upweights``, ``cooldown``,
+- :mod:`~nbsupport.calibration.sampling`: ``temperature_probs``, ``upweights``, ``mixture``, ``cooldown``,
   ``domain_batches`` for imbalanced multi-domain training;
 - :mod:`~nbsupport.calibration.synthetic`: ``gaussian_classes`` (controlled overlap), ``noisy_labels``;
 - :mod:`~nbsupport.calibration.plots`: ``reliability_figure``.
@@ -28,7 +28,13 @@ from nbsupport.calibration.metrics import (
 )
 from nbsupport.calibration.mixup import minibatches, mixup, predict_logits, train_classifier
 from nbsupport.calibration.plots import reliability_figure
-from nbsupport.calibration.sampling import cooldown, domain_batches, temperature_probs, upweights
+from nbsupport.calibration.sampling import (
+    cooldown,
+    domain_batches,
+    mixture,
+    temperature_probs,
+    upweights,
+)
 from nbsupport.calibration.scaling import (
     HistogramBinning,
     IsotonicCalibration,
@@ -42,6 +48,6 @@ from nbsupport.calibration.tempnet import TempNet, dro_loss
 __all__ = [
     "HistogramBinning", "IsotonicCalibration", "TempNet", "TemperatureScaling", "VectorScaling",
     "accuracy", "brier", "classwise_ece", "cooldown", "domain_batches", "dro_loss", "ece",
-    "error_from_histogram", "fit_temperature", "gaussian_classes", "histogram", "mass_edges", "minibatches", "mixup", "nll", "noisy_labels", "predict_logits",
+    "error_from_histogram", "fit_temperature", "gaussian_classes", "histogram", "mass_edges", "minibatches", "mixture", "mixup", "nll", "noisy_labels", "predict_logits",
     "reliability", "reliability_figure", "temperature_probs", "train_classifier", "upweights",
 ]

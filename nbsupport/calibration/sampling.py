@@ -36,6 +36,14 @@ def upweights(sizes: Sequence[float], tau: float) -> np.ndarray:
     return temperature_probs(sizes, tau) / temperature_probs(sizes, 1.0)
 
 
+def mixture(sizes: Sequence[float], tau: float, target_tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample domains with ``p(tau)`` and weight their losses by ``p(target_tau) / p(tau)``, so the
+    expected loss is always the ``target_tau`` objective: ``tau = target_tau`` is pure temperature
+    sampling, ``tau = 1`` pure upweighting; a cooldown moves ``tau`` from one to the other."""
+    p = temperature_probs(sizes, tau)
+    return p, temperature_probs(sizes, target_tau) / p
+
+
 def cooldown(tau_start: float, tau_end: float, steps: int, start: float = 0.0,
              end: float = 0.5) -> Callable[[int], float]:
     """τ(step): ``tau_start`` until ``start·steps``, linear to ``tau_end`` at ``end·steps``, then constant."""

@@ -101,3 +101,14 @@ def test_domain_batches_follow_probabilities():
     assert (next(it)[2] == 0).all() and (next(it)[2] == 1).all()
     with pytest.raises(ValueError, match="block"):
         next(cal.domain_batches([torch.arange(5)], np.array([1.0]), block=8, batch=2, generator=g))
+
+
+def test_mixture_interpolates_sampling_and_upweighting():
+    sizes = [1000, 100, 10]
+    p, w = cal.mixture(sizes, 1.0, math.inf)
+    assert np.allclose(p, np.array(sizes) / 1110) and np.allclose(p * w, 1 / 3)
+    p, w = cal.mixture(sizes, math.inf, math.inf)
+    assert np.allclose(p, 1 / 3) and np.allclose(w, 1.0)
+    p, w = cal.mixture(sizes, 3.0, math.inf)
+    assert np.allclose(p * w, 1 / 3)
+    assert np.allclose(cal.mixture(sizes, 1.0, 2.0)[1], cal.upweights(sizes, 2.0))
