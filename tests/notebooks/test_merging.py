@@ -2,10 +2,6 @@
 
 import math
 
-import pytest
-
-pytestmark = pytest.mark.slow
-
 
 def finite(x):
     if isinstance(x, dict):
