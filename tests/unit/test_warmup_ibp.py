@@ -40,7 +40,7 @@ def test_no_hidden_layer_bounds_are_exact():
     # for a linear map the interval bound of each margin is the exact minimum over the box
     m = net(hidden=(), bn=False)
     x, y, eps = torch.full((3, 6), 0.5), torch.tensor([0, 1, 2]), 0.1
-    _, lower = margin_lower_bounds(m, x, y, eps)
+    lower = margin_lower_bounds(m, x, y, eps)[1].detach()
     w, b = m.head.weight.detach(), m.head.bias.detach()
     for n in range(3):
         for j in range(4):
