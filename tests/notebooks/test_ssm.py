@@ -1,0 +1,61 @@
+"""The SSM notebooks at smoke scale: they run, record their numbers, and state every claim."""
+
+import math
+
+import pytest
+
+
+def finite(v):
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def claim_names(claims):
+    return {c["name"] for c in claims}
+
+
+def test_01_hippo_projections(run_notebook):
+    records, claims = run_notebook("ssm/01_hippo_projections.ipynb")
+    assert records["legs_eig_max_error"] < 1e-6
+    assert records["normal_diag_max_error"] < 1e-9
+    assert records["legs_vs_inv_max_log_ratio"] > 0
+    rmse = records["rmse_by_N"]
+    assert all(finite(v) and v >= 0 for m in ("legs", "legt", "lagt", "fout") for v in rmse[m])
+    assert claim_names(claims) == {"legs_spectrum", "legs_close_to_inv", "error_falls_with_N"}
+
+
+def test_02_s4d_initialization(run_notebook):
+    records, claims = run_notebook("ssm/02_s4d_initialization.ipynb")
+    by_init = records["delay_r2_by_init"]
+    assert set(by_init) == {"legs", "inv", "lin", "real", "random"}
+    assert all(finite(v) and v <= 1 for v in by_init.values())
+    assert set(records["delay_r2_by_init_frozen_A"]) == set(by_init)
+    for name in ("dt_matched_r2", "dt_mismatched_r2", "zoh_r2", "bilinear_r2"):
+        assert finite(records[name]) and records[name] <= 1
+    assert records["conv_recurrent_max_diff"] < 1e-6
+    assert all(0 <= v <= 1 for v in records["smnist_accuracy_by_init"].values())
+    assert claim_names(claims) == {"structured_beat_unstructured", "dt_matched_beats_mismatched",
+                                   "zoh_bilinear_within_noise", "conv_equals_recurrent"}
+
+
+def test_03_ptd_and_pretraining(run_notebook):
+    records, claims = run_notebook("ssm/03_ptd_and_pretraining.ipynb")
+    assert records["transfer_error_s4d"] > 0 and records["transfer_error_ptd"] > 0
+    assert all(finite(v) for v in records["ptd_sweep"]["error"])
+    assert records["ptd_cond"] >= 1
+    for name in ("noise_drop_legs", "noise_drop_ptd", "gap_scratch", "gap_pretrained"):
+        assert finite(records[name]) and -1 <= records[name] <= 1
+    pre = records["pretraining"]
+    assert all(0 <= a <= 1 for a in pre["scratch"] + pre["pretrained"])
+    assert records["param_counts"]["s4d"] > 0 and records["param_counts"]["transformer"] > 0
+    assert claim_names(claims) == {"ptd_closer_to_hippo", "ptd_more_robust", "pretraining_narrows_gap"}
+
+
+@pytest.mark.parametrize("name", ["01_hippo_projections", "02_s4d_initialization", "03_ptd_and_pretraining"])
+def test_notebook_has_questions_and_parameters(name):
+    import nbformat
+
+    from nbsupport.runner import ROOT
+
+    nb = nbformat.read(ROOT / "notebooks" / "ssm" / f"{name}.ipynb", as_version=4)
+    assert nb.cells[0].source.startswith("# ")
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
