@@ -172,7 +172,8 @@ def evaluate(model, s: Split, ks=(10, 20), protocol: str = "full", n_neg: int = 
         if candidates == "cold" and g == "cold" and len(s.cold_items):
             pool = torch.as_tensor(s.cold_items)
             _, idx = topk_scores(users[uid], items[pool], min(k, len(pool)), None)
-            ranked = torch.where(idx >= 0, pool[idx.clamp(min=0)], -1).numpy()
+            ranked = torch.where(idx >= 0, pool[idx.clamp(min=0)], -1)
+            ranked = torch.cat([ranked, torch.full((len(uid), k - ranked.shape[1]), -1)], 1).numpy()
         else:
             _, idx = topk_scores(users[uid], items, k, sub_seen)
             ranked = idx.numpy()

@@ -1,0 +1,134 @@
+"""Models fit a tiny dataset, cold entities take the documented path, the critiquing simulator behaves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nbsupport import recsys
+from nbsupport.recsys import critique, models
+
+STEPS = 250
+
+
+@pytest.fixture(scope="module")
+def data():
+    return recsys.synthetic(n_users=30, n_items=40, per_user=8, seed=2)
+
+
+@pytest.fixture(scope="module")
+def cold(data):
+    return recsys.split(data, "item-cold", share=0.2, seed=0)
+
+
+def train_auc(model, s):
+    """Share of (training positive, random item) pairs the model orders correctly."""
+    with torch.no_grad():
+        scores = model.user_vectors() @ model.item_vectors().T
+    g = torch.Generator().manual_seed(0)
+    u = torch.as_tensor(s.train.user_id.to_numpy())
+    i = torch.as_tensor(s.train.item_id.to_numpy())
+    j = torch.randint(s.n_items, (len(u),), generator=g)
+    return float((scores[u, i] > scores[u, j]).float().mean())
+
+
+def test_bpr_and_info_nce_formulas():
+    u, p, n = torch.randn(5, 3), torch.randn(5, 3), torch.randn(5, 3)
+    expected = -torch.log(torch.sigmoid((u * p).sum(1) - (u * n).sum(1))).mean()
+    assert torch.allclose(models.bpr_loss(u, p, n), expected, atol=1e-6)
+    a, b = torch.randn(6, 4), torch.randn(6, 4)
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / 0.5
+    by_hand = -0.5 * (torch.log_softmax(logits, 1).diag().mean() + torch.log_softmax(logits, 0).diag().mean())
+    assert torch.allclose(models.info_nce(a, b, 0.5), by_hand, atol=1e-6)
+    assert models.info_nce(a, a, 0.01) < 1e-3
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: models.Hybrid.mf(d, dim=16),
+    lambda d: models.Hybrid(d, dim=16),
+    lambda d: models.ContrastiveColdStart(d, dim=16),
+    lambda d: models.ContrastiveColdStart(d, dim=16, lam=0.0, gated=False),
+], ids=["mf", "hybrid", "contrastive", "contrastive-ablated"])
+def test_trainable_models_fit_a_tiny_dataset(data, make):
+    s = recsys.split(data, "warm")
+    model = make(data)
+    log = models.fit(model, s, steps=STEPS, batch=128, lr=0.05, progress=False)
+    assert log.loss.iloc[-20:].mean() < 0.5 * log.loss.iloc[:5].mean()
+    assert train_auc(model, s) > 0.85
+
+
+def test_cold_items_take_their_feature_path(data, cold):
+    hybrid = models.Hybrid(data, dim=8)
+    models.fit(hybrid, cold, steps=5, batch=32, progress=False)
+    c = torch.as_tensor(cold.cold_items)
+    with torch.no_grad():
+        assert torch.allclose(hybrid.item_vectors()[c], hybrid.item_feats.parts().sum(1)[c])
+    mf = models.Hybrid.mf(data, dim=8)
+    init = mf.item_id.weight.detach().clone()
+    models.fit(mf, cold, steps=20, batch=32, progress=False)
+    diff = (mf.item_vectors().detach()[c] - init[c]).abs().max()
+    assert diff == 0, diff  # never a positive nor a negative
+    con = models.ContrastiveColdStart(data, dim=8)
+    models.fit(con, cold, steps=5, batch=32, progress=False)
+    with torch.no_grad():
+        assert torch.allclose(con.item_vectors()[c], con.item_fusion()[0][c])
+        known = cold.known_items()
+        assert torch.equal(con.item_vectors()[known], con.item_id.weight[known])
+    gates = con.gate_weights()
+    assert sum(gates["item"].values()) == pytest.approx(1.0, abs=1e-5)
+    uniform = models.ContrastiveColdStart(data, dim=8, gated=False).gate_weights()
+    assert all(w == pytest.approx(1 / 3) for w in uniform["user"].values())
+
+
+def test_popularity_random_and_content(data, cold):
+    pop = models.Popularity().fit(cold)
+    counts = np.bincount(cold.train.item_id, minlength=data.n_items)
+    order = torch.argsort(pop.item_vectors()[:, 0], descending=True, stable=True).numpy()
+    assert np.all(np.diff(counts[order]) <= 0)
+    r = models.RandomScores(seed=1).fit(cold)
+    assert r.item_vectors().shape == (data.n_items, 1)
+    content = models.ContentOnly(data).fit(cold)
+    u = int(cold.train.user_id.iloc[0])
+    hist = cold.train[cold.train.user_id == u].item_id.to_numpy()
+    expected = F.normalize(F.normalize(data.item_features["title"][hist], dim=-1).sum(0), dim=0)
+    assert torch.allclose(content.user_vectors()[u], expected, atol=1e-6)
+
+
+def test_aligner_uses_text_for_cold_items_and_learns(data, cold):
+    cf = models.Hybrid.mf(data, dim=16)
+    models.fit(cf, cold, steps=100, batch=64, lr=0.05, progress=False)
+    al = models.ALLMRecAligner(cf, data.item_features["title"], latent=8, hidden=32)
+    log = models.fit(al, cold, steps=200, batch=64, lr=0.01, progress=False)
+    assert log.matching.iloc[-10:].mean() < log.matching.iloc[:3].mean()
+    with torch.no_grad():
+        auto, text, item = al.item_vectors(), al.item_vectors("text"), al.item_vectors("item")
+    c = torch.as_tensor(cold.cold_items)
+    assert torch.equal(auto[c], text[c])
+    assert torch.equal(auto[al.known_items], item[al.known_items])
+
+
+def test_fit_evaluate_long_format(data, cold):
+    table = models.fit_evaluate({"pop": models.Popularity, "mf": lambda: models.Hybrid.mf(data, dim=8)}, cold,
+                                steps=5, batch=32, progress=False)
+    assert set(table.model) == {"pop", "mf"} and set(table.group) == {"warm", "cold", "overall"}
+    assert np.isfinite(table["HR@10"]).all()
+
+
+def test_critique_simulator():
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.0]])
+    genres = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
+    d = critique.genre_directions(items, genres)
+    assert torch.allclose(d.norm(dim=1), torch.ones(2))
+    users = torch.tensor([[1.0, 0.0]])
+    sessions = pd.DataFrame({"user_id": [0], "item_id": [1]})
+    out = critique.simulate(users, items, genres, sessions, turns=3, step=1.0, genre_names=["a", "b"])
+    assert list(out.turn) == [0, 1, 2, 3]
+    assert out["rank"].iloc[0] == 3  # items 0 and 2 outrank the target first
+    assert out.critique.iloc[0] == "-a"  # shown item 0 has genre a, the target lacks it
+    assert out["rank"].iloc[-1] < out["rank"].iloc[0]
+    assert "accept" in set(out.critique) and out["rank"].iloc[-1] == 1
+    still = critique.simulate(users, items, genres, sessions, turns=2, step=0.0)
+    assert still["rank"].nunique() == 1
+    with pytest.raises(ValueError, match="turns"):
+        critique.simulate(users, items, genres, sessions, turns=-1)
