@@ -42,20 +42,23 @@ CONSENSUS = (None, "sum", "count")
 
 
 # ---------------------------------------------------------------- counter-based random numbers
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(x·c) mod 2³² for int64 ``x`` in [0, 2³²), without int64 overflow."""
-    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & MASK32
+def _signed32(c: int) -> int:
+    """The int32 with the same bits as the 32-bit word ``c``."""
+    c &= MASK32
+    return c - (1 << 32) if c >= (1 << 31) else c
 
 
 def _lowbias32(x: torch.Tensor) -> torch.Tensor:
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    """Wellons' lowbias32 on int32 tensors holding 32-bit words (wrapping multiply, logical shifts)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _signed32(0x7FEB352D)
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _signed32(0x846CA68B)
+    return x ^ ((x >> 16) & 0xFFFF)
 
 
 def _lowbias32_int(x: int) -> int:
+    """The same hash on a Python int (the specification the tensor versions are tested against)."""
     x &= MASK32
     x ^= x >> 16
     x = (x * 0x7FEB352D) & MASK32
@@ -64,10 +67,24 @@ def _lowbias32_int(x: int) -> int:
     return x ^ (x >> 16)
 
 
+def _words(index: torch.Tensor) -> torch.Tensor:
+    """int32 tensor with the low 32 bits of ``index``."""
+    if index.dtype == torch.int32:
+        return index
+    index = index.to(torch.int64) & MASK32
+    return (index - ((index >> 31) << 32)).to(torch.int32)
+
+
 def uniform(seed: int, index: torch.Tensor) -> torch.Tensor:
-    """Uniform numbers in [0, 1) (24 bits) for entry ``index`` of the stream ``seed``."""
-    x = _lowbias32(_lowbias32(index.to(torch.int64) & MASK32) ^ (int(seed) & MASK32))
-    return (x >> 8).to(torch.float32) * (1.0 / (1 << 24))
+    """Uniform numbers in [0, 1) (24 bits) for entries ``index`` of the stream ``seed``."""
+    x = _lowbias32(_lowbias32(_words(index)) ^ _signed32(int(seed)))
+    return ((x >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def _positions(start: int, size: int, device) -> torch.Tensor:
+    if start + size < (1 << 31):
+        return torch.arange(start, start + size, dtype=torch.int32, device=device)
+    return torch.arange(start, start + size, device=device)
 
 
 def stream_seeds(seed: int, n: int, name: str = "") -> list[int]:
@@ -119,8 +136,7 @@ def keep_mask(
     a = delta.abs()
     keep = (a >= lo) & (a <= hi)
     if drop > 0:
-        idx = torch.arange(offset, offset + delta.numel(), device=delta.device)
-        keep &= uniform(seed, idx) >= drop
+        keep &= uniform(seed, _positions(offset, delta.numel(), delta.device)) >= drop
     return keep
 
 
@@ -241,16 +257,16 @@ def chunked(
         tt, kk, aa = t[:, :size], keep[:size], a[:size]
         for i in range(n):
             x = rows[i][start : start + size]
-            torch.abs(x, out=aa)
             if lo[i] > 0 or hi[i] != float("inf"):
+                torch.abs(x, out=aa)
                 torch.ge(aa, lo[i], out=kk)
-                kk &= aa <= hi[i]
+                if hi[i] != float("inf"):
+                    kk &= aa <= hi[i]
                 torch.mul(x, kk, out=tt[i])
             else:
                 tt[i].copy_(x)
             if p[i] > 0:
-                idx = torch.arange(offset + start, offset + start + size)
-                tt[i].mul_(uniform(sd[i], idx) >= p[i])
+                tt[i].mul_(uniform(sd[i], _positions(offset + start, size, tt.device)) >= p[i])
             if s[i] != 1:
                 tt[i].mul_(s[i])
             if w[i] != 1:
@@ -268,8 +284,9 @@ def chunked(
         tt.mul_(agree)
         torch.sum(tt, 0, out=o)
         if normalize:
-            wt = torch.tensor(w, dtype=dtype)[:, None]
-            div = (agree * wt).sum(0)
+            div = torch.zeros(size, dtype=dtype)
+            for i in range(n):
+                div.add_(agree[i], alpha=w[i])
             div[div == 0] = 1
             o.div_(div)
     return out

@@ -98,3 +98,12 @@ def test_triton_on_cuda_large():
     a["seeds"] = stream_seeds(1, 4, "t")
     want = reference(d.double().cpu(), **a)
     check(merge_core(d, impl="triton", **a).cpu(), want)
+
+
+def test_hash_matches_its_integer_specification():
+    from nbsupport.kernels.merge_core import _lowbias32, _lowbias32_int, _words
+
+    idx = torch.randint(0, 2**32, (5000,), dtype=torch.int64)
+    idx[:4] = torch.tensor([0, 1, 2**31, 2**32 - 1])
+    got = (_lowbias32(_words(idx)).long() & 0xFFFFFFFF).tolist()
+    assert got == [_lowbias32_int(int(i)) for i in idx]
