@@ -13,6 +13,7 @@ import ast
 import html
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -90,13 +91,12 @@ def title_of(nb: nbformat.NotebookNode) -> str:
 def question_of(nb: nbformat.NotebookNode) -> str:
     """The question a notebook asks: the paragraph of its first markdown cells that starts
     with "**Question", else the first one that contains a question mark."""
-    paras = [p for c in nb.cells[:3] if c.cell_type == "markdown" for p in c.source.split("\n\n")]
-    flagged = [p for p in paras if p.lstrip().startswith("**Question")]
-    asked = [p for p in paras if "?" in p and not p.lstrip().startswith("#")]
-    text = (flagged or asked or [""])[0]
-    if text.lstrip().startswith("**Question"):
-        text = text.split(":", 1)[-1]
-    return " ".join(text.replace("**", "").split())
+    paras = [p.strip() for c in nb.cells[:3] if c.cell_type == "markdown" for p in c.source.split("\n\n")]
+    flagged = [p for p in paras if p.startswith("**Question")]
+    asked = [p for p in paras if "?" in p and not p.startswith("#")]
+    text = re.sub(r"^\*\*Questions?\W*\*\*\W*", "", (flagged or asked or [""])[0])
+    text = " ".join(text.replace("**", "").split())
+    return text[:1].upper() + text[1:]
 
 
 def parameters_of(path: Path) -> dict[str, dict[str, Any]]:

@@ -35,16 +35,21 @@ def free_port() -> int:
 def lab(tmp_path):
     shutil.copy(ROOT / "notebooks" / "00_start_here.ipynb", tmp_path)
     port, token = free_port(), "warmstart-test"
-    env = {**os.environ, "NBSUPPORT_SCALE": "smoke", "NBSUPPORT_HEADLESS": "0", "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    # render every cell (JupyterLab 4 otherwise detaches cells scrolled out of view)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env = {**os.environ, "NBSUPPORT_SCALE": "smoke", "NBSUPPORT_HEADLESS": "0",
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         "--ServerApp.disable_check_xsrf=True", "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         try:
             urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
             break
@@ -78,19 +83,24 @@ def test_start_here_widgets_drive_plotly(lab):
             " && window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel", timeout=120_000)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         slider = page.locator(".widget-slider").first
-        slider.wait_for(timeout=240_000)
-        figure = page.locator(".jupyter-widgets-output-area .js-plotly-plot").first
-        figure.wait_for(timeout=120_000)
+        try:
+            slider.wait_for(timeout=240_000)
+            figure = page.locator(".widget-output .js-plotly-plot").first
+            figure.wait_for(timeout=120_000)
+        except Exception:
+            page.screenshot(path=str(Path(os.environ.get("BROWSER_SCREENSHOT", "/tmp/lab-failure.png"))), full_page=True)
+            raise
         assert page.locator(".js-plotly-plot").count() >= 2  # the training curve too
         title = figure.locator(".gtitle")
         before = title.text_content()
         handle = page.locator(".widget-slider .noUi-handle").first
+        handle.scroll_into_view_if_needed()
         handle.focus()
         for _ in range(5):
             handle.press("ArrowRight")
         page.wait_for_function(
-            "([before]) => { const t = document.querySelector('.jupyter-widgets-output-area .js-plotly-plot .gtitle');"
+            "([before]) => { const t = document.querySelector('.widget-output .js-plotly-plot .gtitle');"
             " return t && t.textContent !== before; }", arg=[before], timeout=60_000)
-        after = page.locator(".jupyter-widgets-output-area .js-plotly-plot .gtitle").first.text_content()
+        after = page.locator(".widget-output .js-plotly-plot .gtitle").first.text_content()
         assert before != after and "temperature" in after
         browser.close()
