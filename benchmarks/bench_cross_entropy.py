@@ -5,7 +5,7 @@ beside eager ``torch.nn.functional.cross_entropy`` (no z-loss) as the peer basel
 from __future__ import annotations
 
 import torch
-from harness import run_cases
+from harness import devices, run_cases
 
 TOKENS, VOCAB, Z = 8192, 32_000, 1e-4
 
@@ -29,9 +29,8 @@ def make(impl: str, device: str = "cpu"):
 
 
 def main() -> None:
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     cases = []
-    for dev in devices:
+    for dev in devices():
         impls = ["reference", "compile", "torch F.cross_entropy (no z-loss)"] + (["triton"] if dev == "cuda" else [])
         cases += [{"case": f"{TOKENS}x{VOCAB} {dev}", "impl": i, "make": "make", "params": {"impl": i, "device": dev}}
                   for i in impls]

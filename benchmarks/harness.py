@@ -30,6 +30,15 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def devices() -> list[str]:
+    """Devices to benchmark: ``$BENCH_DEVICES`` (comma-separated) or CPU plus CUDA when present."""
+    import torch
+
+    wanted = os.environ.get("BENCH_DEVICES")
+    found = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return [d for d in wanted.split(",") if d in found] if wanted else found
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
