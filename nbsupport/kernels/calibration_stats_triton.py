@@ -84,7 +84,7 @@ def triton_calibration_stats(
     e = _edges_for(edges, n_bins, torch.float32, logits.device).contiguous()
     nb_used = e.numel() - 1
     nb = triton.next_power_of_2(max(nb_used, 2))
-    bc = block_cols or min(1024, triton.next_power_of_2(c))
+    bc = block_cols or min(256, triton.next_power_of_2(c))
     grid = triton.cdiv(n, block_rows)
     conf = torch.empty(n, dtype=torch.float32, device=logits.device)
     correct = torch.empty(n, dtype=torch.int8, device=logits.device)
