@@ -67,4 +67,4 @@ def test_temperature_in_training(run_notebook):
         assert 0 < rec[f"{method}_early_balanced_loss"] < 10
         assert rec[f"{method}_best_small_val_loss"] <= rec[f"{method}_final_small_val_loss"]
     h = rec["histories"]
-    assert set(h) == {"upweight", "sample", "cooldown"} and finite(h)
+    assert set(h) == {"upweight", "sample", "cooldown", "cooldown + reweighting"} and finite(h)
