@@ -233,7 +233,7 @@ def chunked(
     consensus: str | None = "sum",
     normalize: bool = True,
     offset: int = 0,
-    chunk: int = 1 << 18,
+    chunk: int = 1 << 22,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CPU fast path: the same values as :func:`reference`, one column chunk at a time.
