@@ -34,8 +34,8 @@ Seen = tuple[torch.Tensor, torch.Tensor]
 
 def csr(user_ids, item_ids, n_users: int) -> Seen:
     """CSR ``(indptr, indices)`` of each user's items from parallel id arrays (duplicates kept)."""
-    u = torch.as_tensor(np.array(user_ids, dtype=np.int64))
-    i = torch.as_tensor(np.array(item_ids, dtype=np.int64))
+    u, i = (x.long() if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x, dtype=np.int64))
+            for x in (user_ids, item_ids))
     if u.shape != i.shape:
         raise ValueError(f"user_ids and item_ids differ in length: {tuple(u.shape)} vs {tuple(i.shape)}")
     if len(u) and (u.min() < 0 or u.max() >= n_users):

@@ -55,12 +55,12 @@ class Split:
     def known_items(self) -> torch.Tensor:
         """Boolean (n_items,): the item has at least one training interaction."""
         known = torch.zeros(self.n_items, dtype=torch.bool)
-        known[torch.as_tensor(self.train.item_id.unique())] = True
+        known[torch.tensor(self.train.item_id.unique())] = True
         return known
 
     def known_users(self) -> torch.Tensor:
         known = torch.zeros(self.n_users, dtype=torch.bool)
-        known[torch.as_tensor(self.train.user_id.unique())] = True
+        known[torch.tensor(self.train.user_id.unique())] = True
         return known
 
     def __repr__(self) -> str:
@@ -167,7 +167,7 @@ def evaluate(model, s: Split, ks=(10, 20), protocol: str = "full", n_neg: int = 
     k = max(depth, *ks)
     for g, df in _groups(s.test).items():
         rel = df.groupby("user_id").item_id.apply(list)
-        uid = torch.as_tensor(rel.index.to_numpy())
+        uid = torch.tensor(rel.index.to_numpy())
         sub_seen = _subset_csr(seen, uid)
         if candidates == "cold" and g == "cold" and len(s.cold_items):
             pool = torch.as_tensor(s.cold_items)

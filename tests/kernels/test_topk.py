@@ -13,6 +13,15 @@ from nbsupport import kernels
 from nbsupport.kernels.topk import chunked, csr, merge, reference, topk_scores
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: threads only add overhead (and contention on a shared CI machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def brute_force(users, items, k, seen_lists):
     """Python ranking: scores of unseen items, sorted descending, padded with -inf."""
     out = []

@@ -10,6 +10,15 @@ from nbsupport.data.locate import DataNotFound
 from nbsupport.recsys import features
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: threads only add overhead (and contention on a shared CI machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data():
     return recsys.synthetic(n_users=40, n_items=50, per_user=10, seed=1)
