@@ -159,8 +159,8 @@ def evaluate(model, s: Split, ks=(10, 20), protocol: str = "full", n_neg: int = 
                 if len(pool) < n_neg:
                     raise ValueError(f"user {user} has fewer than {n_neg} items to sample negatives from")
                 neg[r] = rng.choice(pool, size=n_neg, replace=False)
-            pos_s = (users[u] * items[i]).sum(1).numpy()
-            neg_s = torch.einsum("nd,nkd->nk", users[u], items[torch.as_tensor(neg)]).numpy()
+            pos_s = (users[torch.tensor(u)] * items[torch.tensor(i)]).sum(1).numpy()
+            neg_s = torch.einsum("nd,nkd->nk", users[torch.tensor(u)], items[torch.as_tensor(neg)]).numpy()
             rows[g] = {**sampled_metrics(pos_s, neg_s, ks), "users": len(np.unique(u)), "cases": len(df)}
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis(f"sampled 1+{n_neg}")
     seen = s.seen()
