@@ -80,3 +80,13 @@ def test_04_single_lr_mode_for_sweeps(run_notebook):
     assert records["lrs"] == [0.01] and records["seeds"] == [1]
     assert 0 < records["final_loss"] <= records["init_loss"] + 1e-9
     assert claims == []
+
+
+def test_05_certified_short_warmup(run_notebook):
+    records, claims = run_notebook("warmup/05_certified_short_warmup.ipynb")
+    final = records["final_errors"]
+    assert len(final["run"]) == 4
+    assert all(0 <= e <= 1 for e in final["clean_error"] + final["verified_error"])
+    # a certified prediction is also a correct one: verified error >= clean error
+    assert all(v >= c - 1e-9 for v, c in zip(final["verified_error"], final["clean_error"], strict=True))
+    assert claim_names(claims) == {"short_ramp_matches_long_with_ibp_init", "ibp_init_beats_default_with_short_ramp"}
