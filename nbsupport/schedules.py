@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 WARMUP_SHAPES = ("linear", "cosine", "1-sqrt")
+_TABLE_MAX = 10_000_000  # lambda_lr tabulates schedules up to this many steps
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt", "exponential")
 
 
@@ -60,6 +61,7 @@ class Schedule:
         self.params = dict(params)
         self.total = total
         self._fn = fn
+        self._table: np.ndarray | None = None
 
     def __call__(self, step: Any) -> Any:
         if isinstance(step, torch.Tensor):
@@ -77,6 +79,12 @@ class Schedule:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, self._lambda, last_epoch=last_epoch)
 
     def _lambda(self, step: int) -> float:
+        # LambdaLR calls this once per step: read a table of the whole schedule (built once,
+        # vectorized) instead of paying numpy's per-call overhead on a scalar
+        if self._table is None and self.total is not None and self.total <= _TABLE_MAX:
+            self._table = self(np.arange(self.total + 1))
+        if self._table is not None and isinstance(step, Integral) and 0 <= step < len(self._table):
+            return float(self._table[step])
         return self(step)
 
     def __repr__(self) -> str:
