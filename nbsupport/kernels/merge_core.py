@@ -128,6 +128,57 @@ def magnitude_bounds(delta: torch.Tensor, density: float, gamma: float | None = 
     return lo, hi
 
 
+def _kept_ranks(n: int, density: float, gamma: float | None) -> tuple[int, int]:
+    """The ascending magnitude ranks [start, end) mergekit keeps."""
+    if gamma is None:
+        return n - max(1, int(density * n)), n
+    target = int(density * n)
+    n_bot = max(0, n - target - int(gamma * n))
+    return n_bot, n_bot + target
+
+
+def select(
+    delta: torch.Tensor, density: float, gamma: float | None = None, tie_break: str = "sort"
+) -> tuple[torch.Tensor, float, float]:
+    """Exactly mergekit's selection: ``(delta', lo, hi)`` such that :func:`keep_mask` with the bounds
+    keeps exactly the entries mergekit keeps, ``delta'`` being ``delta`` with the excluded entries
+    that tie with a bound set to zero.
+
+    The bounds come from :func:`magnitude_bounds` (selection). Only when entries tie with a bound,
+    so that the bounds alone would keep more than mergekit's count, are the ties resolved:
+    ``tie_break="sort"`` keeps the entries mergekit's own ``torch.argsort`` / ``torch.sort`` call
+    picks (torch's sort is not stable, so this is the only way to get mergekit's tensors; it
+    costs one full sort of that tensor), ``"index"`` counts a lower index as the larger magnitude
+    (deterministic, no sort).
+    """
+    lo, hi = magnitude_bounds(delta, density, gamma)
+    n = delta.numel()
+    if n == 0 or density >= 1 or lo == float("inf"):
+        return delta, lo, hi
+    if tie_break not in ("sort", "index"):
+        raise ValueError(f"tie_break must be 'sort' or 'index', got {tie_break!r}")
+    a = delta.detach().reshape(-1).abs()
+    if a.dtype != torch.float64:
+        a = a.float()
+    start, end = _kept_ranks(n, density, gamma)
+    inside = (a >= lo) & (a <= hi)
+    if int(inside.sum()) == end - start:
+        return delta, lo, hi
+    if tie_break == "sort":
+        idx = torch.argsort(a, descending=True)[: end - start] if gamma is None else torch.sort(a).indices[start:end]
+        keep = torch.zeros(n, dtype=torch.bool, device=a.device)
+        keep[idx] = True
+    else:
+        keep = (a > lo) & (a < hi)
+        for v in sorted({lo, hi} - {float("inf")}):
+            tied = (a == v).nonzero().flatten()
+            c = tied.numel()
+            rank = int((a < v).sum()) + (c - 1 - torch.arange(c, device=a.device))
+            keep[tied[(rank >= start) & (rank < end)]] = True
+    out = delta.reshape(-1).masked_fill(inside & ~keep, 0)
+    return out.reshape(delta.shape), lo, hi
+
+
 # ---------------------------------------------------------------- masks and scales
 def keep_mask(
     delta: torch.Tensor, lo: float, hi: float, drop: float, seed: int, offset: int = 0
@@ -141,16 +192,21 @@ def keep_mask(
 
 
 def l1_rescale(
-    delta: torch.Tensor, lo: float, hi: float, drop: float, seed: int, chunk: int = 1 << 22, eps: float = 1e-7
+    delta: torch.Tensor, lo: float, hi: float, drop: float, seed: int, chunk: int = 1 << 22, eps: float = 1e-7,
+    before: float | None = None,
 ) -> float:
-    """mergekit's rescale: ``‖d‖₁ / ‖d ⊙ keep‖₁`` (1 when either is below ``eps``), in chunks."""
+    """mergekit's rescale: ``‖d‖₁ / ‖d ⊙ keep‖₁`` (1 when either is below ``eps``), in chunks.
+
+    ``before``: ``‖d‖₁`` of the tensor before ties were zeroed by :func:`select`, if they were.
+    """
     flat = delta.reshape(-1)
-    before = after = 0.0
+    total = after = 0.0
     for s in range(0, flat.numel(), chunk):
         x = flat[s : s + chunk]
         k = keep_mask(x, lo, hi, drop, seed, s)
-        before += float(x.abs().sum(dtype=torch.float64))
+        total += float(x.abs().sum(dtype=torch.float64))
         after += float((x.abs() * k).sum(dtype=torch.float64))
+    before = total if before is None else before
     if before < eps or after < eps:
         return 1.0
     return before / after

@@ -15,7 +15,11 @@ The papers' variants are a parameter away:
 - ``trim_scope="model"``: TIES / Breadcrumbs / PCB select magnitudes over the whole
   flattened task vector (the papers) instead of per tensor (mergekit, the default);
 - ``rescale="inverse"``: DARE rescales survivors by ``1/(1-p)`` (the paper) instead of
-  matching each tensor's L1 norm (mergekit's ``rescale: true``).
+  matching each tensor's L1 norm (mergekit's ``rescale: true``);
+- ``tie_break="index"``: entries whose magnitude ties with the trim threshold are resolved by
+  index (lower index wins) instead of by the ``torch.argsort`` call mergekit makes (the default
+  ``"sort"``, needed for identical tensors because torch's sort is not stable; it sorts only
+  tensors that have such ties).
 
 References: task arithmetic (Ilharco et al. 2023), TIES (Yadav et al. 2023), DARE (Yu et al.
 2024), Model Breadcrumbs (Davari & Belilovsky 2023), PCB (Du et al. 2024), Fisher merging
@@ -30,7 +34,13 @@ from typing import Any, NamedTuple
 
 import torch
 
-from nbsupport.kernels.merge_core import l1_rescale, magnitude_bounds, merge_core, stream_seeds
+from nbsupport.kernels.merge_core import (
+    l1_rescale,
+    magnitude_bounds,
+    merge_core,
+    select,
+    stream_seeds,
+)
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -109,14 +119,14 @@ def interpolate(a: StateDict, b: StateDict, alpha: float) -> dict[str, torch.Ten
 
 
 # ---------------------------------------------------------------- generalized task arithmetic
-def _bounds(d: torch.Tensor, sparsify: str | None, density: float, gamma: float):
-    """(lo, hi, drop) for one task vector tensor."""
+def _bounds(d: torch.Tensor, sparsify: str | None, density: float, gamma: float, tie_break: str):
+    """(task vector with excluded ties zeroed, lo, hi, drop) for one task vector tensor."""
     if sparsify is None or density >= 1:
-        return 0.0, float("inf"), 0.0
+        return d, 0.0, float("inf"), 0.0
     if sparsify == "random":
-        return 0.0, float("inf"), 1.0 - density
-    lo, hi = magnitude_bounds(d, density, gamma if sparsify == "magnitude_outliers" else None)
-    return lo, hi, 0.0
+        return d, 0.0, float("inf"), 1.0 - density
+    d, lo, hi = select(d, density, gamma if sparsify == "magnitude_outliers" else None, tie_break)
+    return d, lo, hi, 0.0
 
 
 def gta_tensor(
@@ -132,23 +142,26 @@ def gta_tensor(
     lam: float,
     bounds: list[tuple[float, float]] | None = None,
     impl: str | None = None,
+    tie_break: str = "sort",
 ) -> torch.Tensor:
-    """One tensor of a GTA method; ``deltas`` are flattened work-dtype task vectors (reused)."""
+    """One tensor of a GTA method; ``deltas`` are flattened work-dtype task vectors."""
     sparsify, consensus, _, _ = GTA[method]
-    lo, hi, drop, scale = [], [], [], []
+    lo, hi, drop, scale, kept = [], [], [], [], []
     for i, d in enumerate(deltas):
         if bounds is not None and sparsify not in (None, "random") and density[i] < 1:
-            b = (*bounds[i], 0.0)
+            d2, b = d, (*bounds[i], 0.0)
         else:
-            b = _bounds(d, sparsify, density[i], gamma[i])
+            d2, *b = _bounds(d, sparsify, density[i], gamma[i], tie_break)
         s = 1.0
         if sparsify is not None and density[i] < 1 and rescale:
-            s = 1.0 / density[i] if rescale == "inverse" else l1_rescale(d, *b, seeds[i])
+            before = float(d.abs().sum(dtype=torch.float64)) if d2 is not d else None
+            s = 1.0 / density[i] if rescale == "inverse" else l1_rescale(d2, *b, seeds[i], before=before)
+        kept.append(d2)
         lo.append(b[0])
         hi.append(b[1])
         drop.append(b[2])
         scale.append(s)
-    mixed = merge_core(deltas, weight, lo, hi, drop, scale, seeds, consensus, normalize, impl=impl)
+    mixed = merge_core(kept, weight, lo, hi, drop, scale, seeds, consensus, normalize, impl=impl)
     if lam != 1:
         mixed = mixed * lam
     return (_work(base).reshape(-1) + mixed).reshape(base.shape).to(base.dtype)
@@ -278,7 +291,7 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     n = len(models)
     known = {"weight", "density", "gamma", "normalize", "rescale", "lambda", "lam", "seed", "impl",
              "trim_scope", "int8_mask", "t", "filter_wise", "fishers", "fisher_floor", "bottom", "top",
-             "blend", "layer_pattern", "clip", "n_layers"}
+             "blend", "layer_pattern", "clip", "n_layers", "tie_break"}
     unknown = set(params) - known
     if unknown:
         raise MergeError(f"unknown parameter(s) {sorted(unknown)} for {method!r}")
@@ -313,7 +326,7 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
         for k in floats:
             deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in models]
             out[k] = gta_tensor(method, base[k], deltas, weight, density, gamma, stream_seeds(seed, n, k),
-                                normalize, rescale, lam, bounds, params.get("impl"))
+                                normalize, rescale, lam, bounds, params.get("impl"), params.get("tie_break", "sort"))
     elif method == "pcb":
         tvs = task_vectors(base, models)
         if params.get("trim_scope", "tensor") == "model":

@@ -169,11 +169,13 @@ def test_edge_cases(setup):
     for method in ("ties", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "pcb", "model_stock"):
         out = merge(method, base, [base, base], density=0.5)
         close(out, base, 0)
-    # ties in magnitude: every entry tied with the threshold is kept
+    # ties in magnitude: exactly k = 2 entries are kept; by index, the first two tied ones
     b0 = {"w": torch.zeros(10)}
     tied = {"w": torch.tensor([1.0, -1, 1, -1, 1, 0.5, 0.5, 0.1, 0, 0])}
-    got = merge("ties", b0, [tied], density=0.2)["w"]
-    assert torch.equal(got, tied["w"] * (tied["w"].abs() == 1))
+    got = merge("ties", b0, [tied], density=0.2, tie_break="index", normalize=False)["w"]
+    assert got.tolist() == [1.0, -1, 0, 0, 0, 0, 0, 0, 0, 0]
+    got = merge("ties", b0, [tied], density=0.2, normalize=False)["w"]
+    assert int((got != 0).sum()) == 2 and set(got[got != 0].abs().tolist()) == {1.0}
     # density 1: no trimming; TIES = sign-elected disjoint mean, Breadcrumbs = task arithmetic
     close(merge("breadcrumbs", base, models, density=1.0), merge("task_arithmetic", base, models))
     masks = [{k: torch.ones_like(v) for k, v in base.items()} for _ in models]
@@ -294,3 +296,13 @@ def test_sparsification_matches_mergekit():
     d = torch.randn(1000, generator=torch.Generator().manual_seed(0))
     assert torch.equal(sp.magnitude(d, 0.3), d * keep_mask(d, *magnitude_bounds(d, 0.3), 0.0, 0))
     assert torch.equal(sp.magnitude_outliers(d, 0.3, gamma=0.05), d * keep_mask(d, *magnitude_bounds(d, 0.3, 0.05), 0.0, 0))
+    # many magnitude ties (as in real low-precision checkpoints): select() reproduces mergekit's picks
+    from nbsupport.kernels.merge_core import select
+
+    t = torch.randint(-20, 21, (200_000,)).float()
+    for gamma in (None, 0.01):
+        got, lo, hi = select(t, 0.3, gamma)
+        want = sp.magnitude(t, 0.3) if gamma is None else sp.magnitude_outliers(t, 0.3, gamma=gamma)
+        assert torch.equal(got * keep_mask(got, lo, hi, 0.0, 0), want)
+        idx, lo, hi = select(t, 0.3, gamma, tie_break="index")
+        assert int(keep_mask(idx, lo, hi, 0.0, 0)[idx != 0].sum()) == int((want != 0).sum())
