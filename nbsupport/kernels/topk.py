@@ -9,8 +9,9 @@ are broken arbitrarily (compare sets of values, not the order of equal scores).
 Paths (through :func:`nbsupport.kernels.resolve`):
 
 - ``reference``: the full (U, I) score matrix, masked, ``torch.topk``. Clear, not bounded.
-- ``compile`` (CPU fast path, :func:`chunked`): users in chunks of ``user_chunk`` and items
-  in blocks of ``item_chunk``, so at most ``user_chunk × item_chunk`` scores exist at once.
+- ``compile`` (CPU fast path, :func:`chunked`): users in chunks of ``user_chunk`` (one chunk
+  per worker thread) and items in blocks of ``item_chunk``, so at most
+  ``workers × user_chunk × item_chunk`` scores exist at once.
   The first block of a chunk is selected with ``torch.topk``; later blocks only pass on the
   scores above each user's current k-th best (one comparison per score, as a heap's
   rejection test in faiss), merged by a segmented sort of the few survivors.
@@ -158,31 +159,62 @@ def select_block(scores: torch.Tensor, offset: int, best_v: torch.Tensor, best_i
     return merge(best_v, best_i, rows, vals, cols + offset, k)
 
 
+def _chunk_topk(users: torch.Tensor, blocks: list[tuple[int, torch.Tensor]], k: int,
+                pairs: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of one user chunk over the pre-transposed item blocks."""
+    dev = users.device
+    best_v = torch.full((users.shape[0], k), float("-inf"), dtype=users.dtype, device=dev)
+    best_i = torch.full((users.shape[0], k), -1, dtype=torch.long, device=dev)
+    for b, (is_, block_t) in enumerate(blocks):
+        scores = users @ block_t
+        if pairs is not None:
+            rows, cols = pairs
+            lo, hi = torch.searchsorted(cols, torch.tensor([is_, is_ + block_t.shape[1]], device=dev)).tolist()
+            scores[rows[lo:hi], cols[lo:hi] - is_] = float("-inf")
+        best_v, best_i = select_block(scores, is_, best_v, best_i, k, b == 0)
+    return best_v, best_i
+
+
 def chunked(users: torch.Tensor, items: torch.Tensor, k: int, seen: Seen | None = None, user_chunk: int = 512,
-            item_chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """CPU fast path: same result as :func:`reference` (ties aside); at most ``user_chunk × item_chunk`` scores live."""
+            item_chunk: int = 8192, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU fast path: same result as :func:`reference` (ties aside) in bounded memory.
+
+    User chunks run in parallel on ``workers`` threads (default: ``torch.get_num_threads()``),
+    each with single-threaded torch ops, as faiss parallelizes over queries: many small
+    ops with intra-op threads stall on a busy machine. Torch's thread count is set to 1 for
+    the call and restored after. At most ``workers × user_chunk × item_chunk`` scores live.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     _check(users, items, k, seen)
     n_users, n_items = users.shape[0], items.shape[0]
     dev = users.device
-    values = torch.full((n_users, k), float("-inf"), dtype=users.dtype, device=dev)
-    indices = torch.full((n_users, k), -1, dtype=torch.long, device=dev)
+    blocks = [(is_, items[is_ : is_ + item_chunk].T.contiguous()) for is_ in range(0, n_items, item_chunk)]
     chunks = [(us, min(us + user_chunk, n_users)) for us in range(0, n_users, user_chunk)]
-    pairs = []
-    if seen is not None:  # per user chunk: seen (row, item) sorted by item, to slice per block
-        for us, ue in chunks:
+    values = torch.empty((n_users, k), dtype=users.dtype, device=dev)
+    indices = torch.empty((n_users, k), dtype=torch.long, device=dev)
+
+    def work(chunk: tuple[int, int]) -> None:
+        us, ue = chunk
+        pairs = None
+        if seen is not None:  # this chunk's seen (row, item) sorted by item, to slice per block
             rows, cols = _seen_pairs(seen, us, ue, dev)
             order = torch.argsort(cols)
-            pairs.append((rows[order], cols[order]))
-    for b, is_ in enumerate(range(0, n_items, item_chunk)):
-        ie = min(is_ + item_chunk, n_items)
-        block_t = items[is_:ie].T.contiguous()  # (d, b): the layout BLAS multiplies fastest
-        for c, (us, ue) in enumerate(chunks):
-            scores = users[us:ue] @ block_t
-            if seen is not None:
-                rows, cols = pairs[c]
-                lo, hi = torch.searchsorted(cols, torch.tensor([is_, ie], device=dev)).tolist()
-                scores[rows[lo:hi], cols[lo:hi] - is_] = float("-inf")
-            values[us:ue], indices[us:ue] = select_block(scores, is_, values[us:ue], indices[us:ue], k, b == 0)
+            pairs = (rows[order], cols[order])
+        values[us:ue], indices[us:ue] = _chunk_topk(users[us:ue], blocks, k, pairs)
+
+    workers = max(1, min(workers or torch.get_num_threads(), len(chunks)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if workers == 1:
+            for c in chunks:
+                work(c)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(work, chunks))
+    finally:
+        torch.set_num_threads(before)
     return _finish(values, indices)
 
 

@@ -175,3 +175,12 @@ def test_triton_on_cuda_large():
     assert torch.allclose(tv.cpu().double(), rv, atol=1e-3)
     overlap = np.mean([len(set(a) & set(b)) / 100 for a, b in zip(ri.tolist(), ti.cpu().tolist())])
     assert overlap > 0.999
+
+
+def test_chunked_parallel_workers_match_reference():
+    users, items, seen, lists = random_case(n_users=90, seed=11)
+    rv, ri = reference(users, items, 12, seen)
+    before = torch.get_num_threads()
+    cv, ci = chunked(users, items, 12, seen, user_chunk=8, item_chunk=50, workers=3)
+    assert torch.get_num_threads() == before  # restored
+    assert torch.allclose(rv, cv, rtol=0, atol=1e-12) and torch.equal(ri, ci)
