@@ -168,3 +168,37 @@ class Suite:
         x = self.tasks[expert.task].train.x[:n_examples].float()
         f = fisher_diagonal(m, [x[s:s + batch] for s in range(0, len(x), batch)])
         return {k.removeprefix("body."): v for k, v in f.items()}
+
+
+class Scorer:
+    """Normalized accuracy of merged bodies: acc(merged body + head i, task i) / acc(expert i)."""
+
+    def __init__(self, suite: Suite, experts: list[Expert]):
+        self.suite, self.experts = suite, experts
+        self._ref: dict[tuple[int, str], float] = {}
+
+    def expert_acc(self, i: int, split: str = "val") -> float:
+        if (i, split) not in self._ref:
+            e = self.experts[i]
+            self._ref[(i, split)] = self.suite.evaluate(e.body, e.head, e.task, split)["acc"]
+        return self._ref[(i, split)]
+
+    def accuracies(self, body: State, which: list[int], split: str = "val") -> list[float]:
+        return [self.suite.evaluate(body, self.experts[i].head, self.experts[i].task, split)["acc"] for i in which]
+
+    def normalized(self, body: State, which: list[int], split: str = "val") -> list[float]:
+        accs = self.accuracies(body, which, split)
+        return [a / max(self.expert_acc(i, split), 1e-9) for a, i in zip(accs, which, strict=True)]
+
+    def tune(self, method: str, base: State, which: list[int], lambdas: list[float], **params):
+        """Pick λ on validation (mean normalized accuracy); return (λ, val score, test per task, merged body)."""
+        from nbsupport.merging.methods import merge
+
+        best = None
+        for lam in lambdas:
+            body = merge(method, base, [self.experts[i].body for i in which], lam=lam, **params)
+            score = float(np.mean(self.normalized(body, which, "val")))
+            if best is None or score > best[1]:
+                best = (lam, score, body)
+        lam, score, body = best
+        return lam, score, self.normalized(body, which, "test"), body
