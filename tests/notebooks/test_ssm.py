@@ -44,6 +44,8 @@ def test_03_ptd_and_pretraining(run_notebook):
     assert records["ptd_cond"] >= 1
     for name in ("noise_drop_legs", "noise_drop_ptd", "gap_scratch", "gap_pretrained"):
         assert finite(records[name]) and -1 <= records[name] <= 1
+    assert set(records["clean_accuracy"]) == {"legs", "ptd"}
+    assert all(finite(v) and v >= 0 for v in records["noise_kept_fraction"].values())
     pre = records["pretraining"]
     assert all(0 <= a <= 1 for a in pre["scratch"] + pre["pretrained"])
     assert records["param_counts"]["s4d"] > 0 and records["param_counts"]["transformer"] > 0
