@@ -82,7 +82,7 @@ def triton_merge_core(
     rows = _rows(deltas)
     n = len(rows)
     w, lo, hi, p, s, sd = _params(n, weights, lo, hi, drop, scale, seeds, consensus)
-    d = torch.stack(rows).contiguous()
+    d = deltas.reshape(n, -1).contiguous() if isinstance(deltas, torch.Tensor) else torch.stack(rows)
     dev = d.device
     f32 = dict(dtype=torch.float32, device=dev)
     m = d.shape[1]
