@@ -31,7 +31,7 @@ S4D_INITS = ("legs", "inv", "lin", "real", "random")
 
 __all__ = [
     "MEASURES", "S4D_INITS", "basis", "discretize", "hippo", "hippo_nplr", "init_log_dt",
-    "online_approximation", "ptd_init", "reconstruct", "s4d_init", "s4d_kernel", "transfer_function",
+    "online_approximation", "ptd_init", "reconstruct", "s4d_init", "s4d_kernel", "ssm_kernel", "transfer_function",
     "eig_condition",
 ]
 
