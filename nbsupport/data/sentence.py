@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from functools import cache
 
 import numpy as np
@@ -43,7 +44,8 @@ def embed(texts: list[str], cache_key: str | None = None, batch_size: int = 64) 
     vectors = vectors.astype(np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, vectors)
         os.replace(tmp, path)
     return vectors
