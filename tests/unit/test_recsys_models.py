@@ -36,8 +36,8 @@ def train_auc(model, s):
     with torch.no_grad():
         scores = model.user_vectors() @ model.item_vectors().T
     g = torch.Generator().manual_seed(0)
-    u = torch.as_tensor(s.train.user_id.to_numpy())
-    i = torch.as_tensor(s.train.item_id.to_numpy())
+    u = torch.tensor(s.train.user_id.to_numpy())
+    i = torch.tensor(s.train.item_id.to_numpy())
     j = torch.randint(s.n_items, (len(u),), generator=g)
     return float((scores[u, i] > scores[u, j]).float().mean())
 
