@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 RECORD_MIME = "application/vnd.nbsupport.record+json"
 CLAIM_MIME = "application/vnd.nbsupport.claim+json"
 
@@ -84,6 +82,8 @@ def check_claim(name: str, held: Any, statement: str, **numbers: Any) -> bool:
 
 
 def _outputs(path: str | Path, mime: str) -> list[dict[str, Any]]:
+    import nbformat  # only readers need it; keeps `import nbsupport` light inside notebooks
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"read_records: no notebook at {path}")
