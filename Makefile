@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml requirements-data.txt
 run: setup
 	$(BIN)/python -m nbsupport run --scale $(SCALE) --out outputs
 
+# one torch thread per process: the tests start notebook kernels, JupyterLab and a browser
+# beside pytest, and oversubscribed OpenMP threads slow tiny models down many times over
+test: export OMP_NUM_THREADS ?= 1
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests -q $(PYTEST_ARGS)

@@ -243,7 +243,8 @@ def run(paths: list[str] | None = None, scale: str = "standard", params: dict[st
     results: list[Result] = []
     bar = tqdm(total=len(notebooks), desc=f"notebooks ({scale})", disable=not progress)
     if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_share_cores, initargs=(threads,)) as pool:
             futures = [pool.submit(execute, nb, scale, params, out) for nb in notebooks]
             for fut in futures:
                 results.append(fut.result())
@@ -256,6 +257,11 @@ def run(paths: list[str] | None = None, scale: str = "standard", params: dict[st
     bar.close()
     write_report(results, out)
     return results
+
+
+def _share_cores(threads: int) -> None:
+    """Parallel notebooks split the cores: oversubscribed OpenMP threads slow torch many times over."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def write_report(results: list[Result], out: Path) -> Path:
