@@ -261,21 +261,6 @@ def _execute(executor: str, tasks: list[dict[str, Any]], jobs: int, address: str
 # --- files ------------------------------------------------------------------------------------
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(point: Point, outcome: dict[str, Any], out: Path, stem: str) -> dict[str, Any]:
     """Write a finished point's notebook, HTML and (last) point.json; return point.json."""
     folder = out / "points" / point.name
@@ -347,7 +332,7 @@ def write_results(df: pd.DataFrame, out: Path, title: str, plot: tuple[str, str]
             data = flat.to_parquet(index=False)
         except Exception:  # noqa: BLE001 - a column mixes types: store it as text
             data = flat.astype({c: str for c in _object_columns(flat)}).to_parquet(index=False)
-        _write_bytes(out / "results.parquet", data)
+        _atomic_write(out / "results.parquet", data)
     _atomic_write(out / "index.html", render(df, title, plot, grid))
 
 
