@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import torch
-from harness import RESULTS, run_cases
+from harness import RESULTS, devices, run_cases
 
 SHAPES = [(1_000_000, 100), (100_000, 1000)]
 TORCHMETRICS = "torchmetrics (softmax + multiclass_calibration_error)"
@@ -41,10 +41,10 @@ def make(impl: str, n: int, c: int, device: str = "cpu"):
     return lambda: value(impl, logits, labels)
 
 
-def agreement(devices: list[str]) -> list[dict]:
+def agreement(devs: list[str]) -> list[dict]:
     rows = []
     for n, c in SHAPES:
-        for dev in devices:
+        for dev in devs:
             logits, labels = inputs(n, c, dev)
             exact = value("reference", logits.double(), labels)
             theirs = value(TORCHMETRICS, logits, labels)
@@ -59,14 +59,14 @@ def agreement(devices: list[str]) -> list[dict]:
 
 
 def main() -> None:
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devs = devices()
     cases = []
-    for dev in devices:
+    for dev in devs:
         impls = [TORCHMETRICS, "reference", "compile"] + (["triton"] if dev == "cuda" else [])
         cases += [{"case": f"{n}x{c} {dev}", "impl": i, "make": "make", "params": {"impl": i, "n": n, "c": c, "device": dev}}
                   for n, c in SHAPES for i in impls]
     run_cases("calibration", __file__, cases, repeat=3)
-    rows = agreement(devices)
+    rows = agreement(devs)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "calibration_agreement.json").write_text(json.dumps(rows, indent=1))
 

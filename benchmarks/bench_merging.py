@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from harness import RESULTS, run_cases
+from harness import RESULTS, devices, run_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = os.environ.get("BENCH_MERGING_SMALL") == "1"
@@ -196,9 +196,9 @@ def make_core(impl: str, method: str, device: str = "cpu"):
 
 
 def bench_core() -> None:
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devs = devices()
     cases = []
-    for dev in devices:
+    for dev in devs:
         impls = ["reference", "compile"] + (["triton"] if dev == "cuda" else [])
         for method in ("ties", "dare_ties", "breadcrumbs"):
             cases += [{"case": f"{method} 3x{CORE_N / 1e6:g}M {dev}", "impl": i, "make": "make_core",

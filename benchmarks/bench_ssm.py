@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import torch
-from harness import RESULTS, run_cases
+from harness import RESULTS, devices, run_cases
 
 H, N, LENGTHS = 256, 64, (1024, 4096, 16384)
 
@@ -30,11 +30,11 @@ def make(impl: str, L: int, device: str = "cpu"):
     return lambda: s4d_kernel(dtA, C, L, impl=impl)
 
 
-def accuracy(devices: list[str]) -> list[dict]:
+def accuracy(devs: list[str]) -> list[dict]:
     from nbsupport.ssm import s4d_kernel
 
     rows = []
-    for dev in devices:
+    for dev in devs:
         for L in LENGTHS:
             ref = s4d_kernel(*inputs("cpu", torch.complex128), L, impl="reference")
             for impl in ["compile"] + (["triton"] if dev == "cuda" else []):
@@ -46,15 +46,15 @@ def accuracy(devices: list[str]) -> list[dict]:
 
 
 def main() -> None:
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devs = devices()
     cases = []
-    for dev in devices:
+    for dev in devs:
         impls = ["reference", "compile"] + (["triton"] if dev == "cuda" else [])
         cases += [{"case": f"H={H} N={N} L={L} {dev}", "impl": i, "make": "make",
                    "params": {"impl": i, "L": L, "device": dev}, "repeat": 3 if L < 16384 else 2}
                   for L in LENGTHS for i in impls]
     run_cases("ssm", __file__, cases)
-    rows = accuracy(devices)
+    rows = accuracy(devs)
     (RESULTS / "ssm_accuracy.json").write_text(json.dumps(rows, indent=1))
     with open(RESULTS / "ssm.md", "a") as f:
         f.write("\nRelative error (L2) of each fast path vs the float64 reference:\n\n| device | L | path | rel. error |\n"
