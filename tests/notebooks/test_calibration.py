@@ -1,22 +1,7 @@
 """The calibration notebooks at smoke scale: they run, record sane numbers, and state every claim."""
 
-import math
 
-
-def finite(x):
-    if isinstance(x, dict):
-        return all(finite(v) for v in x.values())
-    if isinstance(x, list):
-        return all(finite(v) for v in x)
-    if isinstance(x, (int, float)):
-        return math.isfinite(x)
-    return True
-
-
-def claims_present(claims, names):
-    found = {c["name"] for c in claims}
-    assert set(names) <= found, f"missing claims: {set(names) - found}"
-    assert all(isinstance(c["held"], bool) for c in claims)
+from checks import claims_present, finite
 
 
 def test_reliability_and_temperature_scaling(run_notebook):
