@@ -12,14 +12,7 @@ import torch
 from nbsupport import kernels
 from nbsupport.kernels.topk import chunked, csr, merge, reference, topk_scores
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add overhead (and contention on a shared CI machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def brute_force(users, items, k, seen_lists):
