@@ -2,7 +2,8 @@
 CUDA) against torchmetrics' ``multiclass_calibration_error`` with the softmax on its side too.
 1M samples x 100 classes and 100k x 1000, float32, 15 equal-width bins, l1.
 
-``python benchmarks/bench_calibration.py`` writes ``results/calibration.json`` / ``.md`` (time,
+On CUDA it also times ``calibration_stats`` alone (no ``ece`` wrapper) for the reference and
+Triton paths. ``python benchmarks/bench_calibration.py`` writes ``results/calibration.json`` / ``.md`` (time,
 peak memory) and ``results/calibration_agreement.json``: each path's ECE beside torchmetrics'
 and beside a float64 reference, with the largest differences.
 """
@@ -36,8 +37,12 @@ def value(impl: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
     return ece(logits, labels, n_bins=15, from_logits=True, impl=impl)
 
 
-def make(impl: str, n: int, c: int, device: str = "cpu"):
+def make(impl: str, n: int, c: int, device: str = "cpu", stats_only: bool = False):
     logits, labels = inputs(n, c, device)
+    if stats_only:  # the kernel alone, without ece's checks and the final reduction
+        from nbsupport.kernels.calibration_stats import calibration_stats
+
+        return lambda: calibration_stats(logits, labels, impl=impl)
     return lambda: value(impl, logits, labels)
 
 
@@ -63,8 +68,13 @@ def main() -> None:
     cases = []
     for dev in devs:
         impls = [TORCHMETRICS, "reference", "compile"] + (["triton"] if dev == "cuda" else [])
-        cases += [{"case": f"{n}x{c} {dev}", "impl": i, "make": "make", "params": {"impl": i, "n": n, "c": c, "device": dev}}
-                  for n, c in SHAPES for i in impls]
+        for n, c in SHAPES:
+            case = {"case": f"{n}x{c} {dev}", "make": "make", "repeat": 20 if dev == "cuda" else 3}
+            cases += [{**case, "impl": i, "params": {"impl": i, "n": n, "c": c, "device": dev}} for i in impls]
+            if dev == "cuda":  # where the time goes: the kernel alone
+                cases += [{**case, "impl": f"{i} (calibration_stats only)",
+                           "params": {"impl": i, "n": n, "c": c, "device": dev, "stats_only": True}}
+                          for i in ("reference", "triton")]
     run_cases("calibration", __file__, cases, repeat=3)
     rows = agreement(devs)
     RESULTS.mkdir(exist_ok=True)

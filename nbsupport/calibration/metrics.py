@@ -101,7 +101,7 @@ def histogram(confidence: torch.Tensor, correct: torch.Tensor, edges: torch.Tens
 
 def error_from_histogram(hist: torch.Tensor, norm: Norm = "l1") -> float:
     """ECE (l1), RMSCE (l2) or MCE (max) from a (n_bins, 3) count / Σconf / Σcorrect histogram."""
-    count, sconf, scorr = hist.double().unbind(1)
+    count, sconf, scorr = hist.detach().double().cpu().unbind(1)  # (n_bins, 3): tiny, so on the CPU
     keep = count > 0
     n = count.sum()
     gap = (scorr[keep] - sconf[keep]) / count[keep]
@@ -120,9 +120,9 @@ def _top_label(probs, labels, from_logits: bool, temperature: float, n_bins: int
     if from_logits:
         stats = calibration_stats(probs, labels, temperature, n_bins=n_bins, impl=impl)
         conf, correct = stats.confidence, stats.correct
-        if not torch.isfinite(conf).all():
+        hist = stats.histogram.cpu()  # one small copy; Σ confidence is finite iff every confidence is
+        if not torch.isfinite(hist[:, 1]).all():
             raise ValueError("logits contain NaN or +inf (or a row of -inf): confidence is not finite")
-        hist = stats.histogram
     else:
         check_probs(probs, labels)
         conf, pred = probs.max(dim=1)

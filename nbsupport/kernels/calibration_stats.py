@@ -63,7 +63,7 @@ def check_inputs(logits: torch.Tensor, labels: torch.Tensor, temperature) -> Non
         raise ValueError(f"labels must have shape ({n},) to match logits; got {tuple(labels.shape)}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices, got {labels.dtype}")
-    lo, hi = int(labels.min()), int(labels.max())
+    lo, hi = torch.stack(torch.aminmax(labels)).tolist()  # one device sync
     if lo < 0 or hi >= c:
         raise ValueError(f"labels out of range: found {lo}..{hi}, need 0..{c - 1} for {c} classes")
     t = float(temperature.detach()) if isinstance(temperature, torch.Tensor) else float(temperature)

@@ -139,6 +139,21 @@ def test_triton_interpreted_edge_cases_and_determinism(interp):
     assert torch.equal(got.histogram, again.histogram) and torch.equal(got.nll, again.nll)
 
 
+@pytest.mark.parametrize("c, width, dtype", [
+    (12, 12, torch.float32),  # 4-wide loads
+    (10, 10, torch.float32),  # 2-wide
+    (7, 7, torch.float32),  # scalar
+    (12, 14, torch.float32),  # a column slice: the row stride (14) limits loads to 2 wide
+    (16, 16, torch.float16),  # 8-wide (16 bytes)
+])
+def test_triton_interpreted_load_widths_and_block_loop(interp, c, width, dtype):
+    """Every load width, and programs that each walk several row blocks (max_programs=3)."""
+    z, y = _case(50, width, 3.0, seed=c + width, dtype=dtype)
+    z, y = z[:, :c], torch.clamp(y, max=c - 1)
+    got = interp.triton_calibration_stats(z, y, 0.7, n_bins=6, block_rows=4, block_cols=8, max_programs=3)
+    assert_close_to_reference(got, z, y, 0.7, 6)
+
+
 @pytest.mark.gpu
 def test_triton_cuda_matches_reference_and_is_deterministic():
     from nbsupport.kernels.calibration_stats_triton import triton_calibration_stats

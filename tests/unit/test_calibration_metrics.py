@@ -153,6 +153,21 @@ def test_bad_probabilities_raise(bad, match):
         cal.ece(p, yb)
 
 
+@pytest.mark.parametrize("impl", ["reference", "compile", "triton"])
+@pytest.mark.parametrize("poison", ["nan", "+inf", "row of -inf"])
+def test_non_finite_logits_raise_on_every_path(impl, poison):
+    """ece checks finiteness on the histogram's Σ confidence, which every path must poison."""
+    if impl == "triton":
+        pytest.importorskip("triton")
+    z, y = _data(n=20, c=5, dtype=torch.float32)
+    if poison == "row of -inf":
+        z[4] = -torch.inf
+    else:
+        z[4, 2] = torch.nan if poison == "nan" else torch.inf
+    with pytest.raises(ValueError, match="NaN"):
+        cal.ece(z, y, from_logits=True, impl=impl)
+
+
 def test_bad_logits_and_options_raise():
     z, y = _data(n=50, c=3)
     zn = z.clone()
