@@ -6,10 +6,6 @@ edges), histogram sums 1e-4 absolute. Triton runs under ``TRITON_INTERPRET=1`` o
 from a copy of the module imported with the variable set (so other tests are unaffected).
 """
 
-import importlib.util
-import os
-import sys
-import warnings
 
 import pytest
 import torch
@@ -103,25 +99,8 @@ def test_bad_input(bad, match):
 
 
 @pytest.fixture(scope="module")
-def interp():
-    """The Triton module loaded with TRITON_INTERPRET=1 under a private name."""
-    pytest.importorskip("triton")
-    old = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        spec = importlib.util.find_spec("nbsupport.kernels.calibration_stats_triton")
-        name = "_calibration_stats_triton_interpreted"
-        mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, spec.origin))
-        sys.modules[name] = mod
-        mod.__spec__.loader.exec_module(mod)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # masked lanes compute -inf - -inf
-            yield mod
-    finally:
-        if old is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = old
+def interp(interpreted):
+    return interpreted("nbsupport.kernels.calibration_stats_triton")
 
 
 @pytest.mark.parametrize("n, c, scale, t, n_bins", CASES[:3])

@@ -6,9 +6,7 @@ float64 reference (same inputs, upcast) to 1e-5 plus the float32 phase rounding
 tiny shapes here, and compiled on CUDA under the ``gpu`` marker.
 """
 
-import importlib.util
 import os
-import sys
 
 import pytest
 import torch
@@ -90,23 +88,8 @@ def test_resolver_and_public_entry():
 
 
 @pytest.fixture(scope="module")
-def interp():
-    """The Triton module loaded with TRITON_INTERPRET=1 under a private name."""
-    pytest.importorskip("triton")
-    old = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        spec = importlib.util.find_spec("nbsupport.kernels.vandermonde_triton")
-        name = "_vandermonde_triton_interpreted"
-        mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, spec.origin))
-        sys.modules[name] = mod
-        mod.__spec__.loader.exec_module(mod)
-        yield mod
-    finally:
-        if old is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = old
+def interp(interpreted):
+    return interpreted("nbsupport.kernels.vandermonde_triton")
 
 
 @pytest.mark.parametrize("H, N, L, re_scale, im_scale", [(2, 5, 37, 0.1, 2.0), (1, 40, 130, 0.01, 1.0),
