@@ -16,7 +16,8 @@ never in a hidden extra bin. The bin index is the number of inner edges ``<= con
 Paths: ``reference`` (plain, differentiable in ``logits`` and ``temperature``, float64-testable),
 ``compile`` (CPU fast path: rows in chunks of a few MiB through torch's fused softmax, with
 ``log Z = max - log(confidence)``, a float64 histogram through ``torch.bincount``; no (n, C)
-temporary; about 5x faster than torchmetrics' softmax + calibration error on one thread), ``triton`` (:mod:`nbsupport.kernels.calibration_stats_triton`;
+temporary; 2-3x faster than torchmetrics' softmax + calibration error with 3x less memory in
+``benchmarks/bench_calibration.py``), ``triton`` (:mod:`nbsupport.kernels.calibration_stats_triton`;
 per-block histograms summed in a fixed order, so results are deterministic).
 """
 
