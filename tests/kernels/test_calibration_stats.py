@@ -3,9 +3,15 @@
 Tolerances: float32 paths vs the float64 reference: confidence 1e-6 absolute, NLL 1e-5
 relative + 1e-5 absolute, histogram counts and correctness exact (inputs chosen away from bin
 edges), histogram sums 1e-4 absolute. Triton runs under ``TRITON_INTERPRET=1`` on tiny shapes,
-from a copy of the module imported with the variable set (so other tests are unaffected).
+from a copy of the module imported with the variable set (so other tests are unaffected); one
+test compiles it for sm_90 without a GPU and reads the load widths off the PTX.
 """
 
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -131,6 +137,43 @@ def test_triton_interpreted_load_widths_and_block_loop(interp, c, width, dtype):
     z, y = z[:, :c], torch.clamp(y, max=c - 1)
     got = interp.triton_calibration_stats(z, y, 0.7, n_bins=6, block_rows=4, block_cols=8, max_programs=3)
     assert_close_to_reference(got, z, y, 0.7, 6)
+
+
+SM90_LOAD_WIDTHS = """
+import json, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from nbsupport.kernels.calibration_stats_triton import _calibration_stats_kernel
+
+ptr = {"X": "*fp32", "Y": "*i64", "EDGES": "*fp32", "CONF": "*fp32", "CORRECT": "*i8", "NLL": "*fp32", "PARTIAL": "*fp32"}
+ints = {"n": "i32", "C_div": "i32", "stride_div": "i32", "inv_t": "fp32", "n_bins": "i32", "n_blocks": "i32"}
+wide = {}
+for c in map(int, sys.argv[1:]):
+    consts = {"VEC": 4 if c % 4 == 0 else 1, "BLOCK_R": 16, "BLOCK_C": 128, "NB": 16}
+    src = ASTSource(fn=_calibration_stats_kernel, signature={**ptr, **ints, **dict.fromkeys(consts, "constexpr")},
+                    constexprs=consts, attrs={(i,): [["tt.divisibility", 16]] for i in range(len(ptr))})
+    ptx = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 8}).asm["ptx"]
+    wide[c] = "ld.global.v4" in ptx
+print(json.dumps(wide))
+"""
+
+
+def test_triton_loads_are_16_bytes_wide_when_rows_allow():
+    """The VEC trick reaches the compiler: 4-wide float32 loads for C = 100, none for C = 7.
+
+    Static (no GPU, no timing): the kernel is compiled ahead of time for an H100 (sm_90) and its
+    PTX read; the interpreter cannot show load widths. In a subprocess, because an interpreted
+    run patches ``triton.language`` for the rest of the process.
+    """
+    triton = pytest.importorskip("triton")
+    if tuple(int(p) for p in triton.__version__.split(".")[:2]) < (3, 3):
+        pytest.skip("the ASTSource arguments used here came in Triton 3.3")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", SM90_LOAD_WIDTHS, "100", "7"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"100": True, "7": False}
 
 
 @pytest.mark.gpu
