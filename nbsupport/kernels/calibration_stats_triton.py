@@ -77,12 +77,18 @@ def _calibration_stats_kernel(
         bins = tl.sum((conf[:, None] >= inner[None, :]).to(tl.int32), axis=1)
         hitf = ((bins[:, None] == j[None, :]) & row_ok[:, None]).to(tl.float32)
         acc_n += tl.sum(hitf, axis=0)
-        acc_conf += tl.sum(hitf * tl.where(row_ok, conf, 0.0)[:, None], axis=0)
+        acc_conf += tl.sum(hitf * conf[:, None], axis=0)  # rows past n: hitf 0, conf 1
         acc_corr += tl.sum(hitf * correct[:, None], axis=0)
     base = PARTIAL + pid * 3 * NB
     tl.store(base + j, acc_n)
     tl.store(base + NB + j, acc_conf)
     tl.store(base + 2 * NB + j, acc_corr)
+
+
+def vector_width(c: int, stride: int, element_size: int) -> int:
+    """Elements per load (the kernel's ``VEC``): the widest load of at most 16 bytes whose
+    element count divides both ``C`` and the row stride."""
+    return next(v for v in (8, 4, 2, 1) if v * element_size <= 16 and c % v == 0 and stride % v == 0)
 
 
 def triton_calibration_stats(
@@ -109,8 +115,7 @@ def triton_calibration_stats(
     nb = triton.next_power_of_2(max(nb_used, 2))
     bc = block_cols or min(256, triton.next_power_of_2(c))
     br = block_rows or max(1, 2048 // bc)
-    # widest load of at most 16 bytes whose element count divides both C and the row stride
-    vec = next(v for v in (8, 4, 2, 1) if v * logits.element_size() <= 16 and c % v == 0 and logits.stride(0) % v == 0)
+    vec = vector_width(c, logits.stride(0), logits.element_size())
     n_blocks = triton.cdiv(n, br)
     grid = min(n_blocks, max_programs)
     conf = torch.empty(n, dtype=torch.float32, device=logits.device)

@@ -7,7 +7,6 @@ from a copy of the module imported with the variable set (so other tests are una
 test compiles it for sm_90 without a GPU and reads the load widths off the PTX.
 """
 
-
 import json
 import os
 import subprocess
@@ -124,6 +123,15 @@ def test_triton_interpreted_edge_cases_and_determinism(interp):
     assert torch.equal(got.histogram, again.histogram) and torch.equal(got.nll, again.nll)
 
 
+def test_vector_width():
+    pytest.importorskip("triton")
+    from nbsupport.kernels.calibration_stats_triton import vector_width
+
+    # (C, row stride, bytes per element) -> elements per load, at most 16 bytes
+    cases = {(100, 100, 4): 4, (10, 10, 4): 2, (7, 7, 4): 1, (12, 14, 4): 2, (16, 16, 2): 8, (16, 16, 8): 2}
+    assert {k: vector_width(*k) for k in cases} == cases
+
+
 @pytest.mark.parametrize("c, width, dtype", [
     (12, 12, torch.float32),  # 4-wide loads
     (10, 10, torch.float32),  # 2-wide
@@ -144,13 +152,13 @@ import json, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from nbsupport.kernels.calibration_stats_triton import _calibration_stats_kernel
+from nbsupport.kernels.calibration_stats_triton import _calibration_stats_kernel, vector_width
 
 ptr = {"X": "*fp32", "Y": "*i64", "EDGES": "*fp32", "CONF": "*fp32", "CORRECT": "*i8", "NLL": "*fp32", "PARTIAL": "*fp32"}
 ints = {"n": "i32", "C_div": "i32", "stride_div": "i32", "inv_t": "fp32", "n_bins": "i32", "n_blocks": "i32"}
 wide = {}
 for c in map(int, sys.argv[1:]):
-    consts = {"VEC": 4 if c % 4 == 0 else 1, "BLOCK_R": 16, "BLOCK_C": 128, "NB": 16}
+    consts = {"VEC": vector_width(c, c, 4), "BLOCK_R": 16, "BLOCK_C": 128, "NB": 16}
     src = ASTSource(fn=_calibration_stats_kernel, signature={**ptr, **ints, **dict.fromkeys(consts, "constexpr")},
                     constexprs=consts, attrs={(i,): [["tt.divisibility", 16]] for i in range(len(ptr))})
     ptx = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 8}).asm["ptx"]
