@@ -66,14 +66,20 @@ def test_causal():
         torch.testing.assert_close(m(x)[:, :7], m(x2)[:, :7])
 
 
-@pytest.mark.parametrize("qk_norm", [False, True])
-def test_max_attention_logit_matches_brute_force(qk_norm):
+def sharpened(qk_norm: bool, factor: float) -> tuple[GPT, torch.Tensor, dict]:
+    """A tiny GPT with every qkv weight scaled by ``factor``, its batch input and loss stats."""
     m = tiny(qk_norm=qk_norm)
     with torch.no_grad():
         for blk in m.blocks:
-            blk.attn.qkv.weight.mul_(20)
+            blk.attn.qkv.weight.mul_(factor)
     x, y = batch()
     _, stats = m.loss(x, y)
+    return m, x, stats
+
+
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_max_attention_logit_matches_brute_force(qk_norm):
+    m, x, stats = sharpened(qk_norm, 20)
     expected = max(float(t.max()) for t in attention_logits(m, x))
     assert stats["max_attn_logit"] == pytest.approx(expected, rel=1e-5)
 
@@ -81,12 +87,7 @@ def test_max_attention_logit_matches_brute_force(qk_norm):
 def test_qk_norm_bounds_attention_logits():
     # LayerNorm'd q and k (unit gain) have norm sqrt(d_head): |logit| <= sqrt(d_head)
     for qk_norm in (False, True):
-        m = tiny(qk_norm=qk_norm)
-        with torch.no_grad():
-            for blk in m.blocks:
-                blk.attn.qkv.weight.mul_(50)
-        x, y = batch()
-        _, stats = m.loss(x, y)
+        _, _, stats = sharpened(qk_norm, 50)
         if qk_norm:
             assert stats["max_attn_logit"] <= math.sqrt(8) + 1e-4
         else:
