@@ -116,7 +116,18 @@ def download_movielens(variant: str = "1m", dest: Path | None = None) -> Path:
     return folder
 
 
-def load_movielens1m(path: str | None = None) -> dict[str, pd.DataFrame]:
-    """MovieLens-1M from ``path`` (GroupLens layout), the cache, or a download."""
-    folder = user_path(path, "MovieLens-1M") if path else download_movielens("1m")
+def load_movielens1m(path: str | None = None, download: bool = False) -> dict[str, pd.DataFrame]:
+    """MovieLens-1M from ``path`` (GroupLens layout), else the cache folder ``data/cache/movielens/ml-1m``.
+
+    Nothing is fetched unless ``download=True`` (:func:`download_movielens`); a missing copy
+    raises :class:`DataNotFound` saying where to put the files.
+    """
+    if path:
+        return _from_grouplens_1m(user_path(path, "MovieLens-1M"))
+    folder = CACHE / "movielens" / "ml-1m"
+    if not (folder / "ratings.dat").exists():
+        if not download:
+            raise DataNotFound(f"MovieLens-1M is not in {folder}: unzip GroupLens's ml-1m.zip there "
+                               "(or call nbsupport.data.movielens.download_movielens('1m'))")
+        folder = download_movielens("1m")
     return _from_grouplens_1m(folder)

@@ -89,23 +89,26 @@ def title_texts(items: pd.DataFrame) -> list[str]:
     return [str(t) for t in items["title"]]
 
 
-def load_movielens(path: str | None = None, titles: bool = True, cache_key: str = "ml100k-titles") -> Interactions:
-    """MovieLens-100K (offline, from the recbole wheel, or ``path``) with item and user features.
+def load_movielens(path: str | None = None, titles: bool = True, variant: str = "100k") -> Interactions:
+    """MovieLens-100K (offline, from the recbole wheel, or ``path``) or, with ``variant="1m"``,
+    MovieLens-1M (``path`` or ``data/cache/movielens/ml-1m``), with item and user features.
 
     ``titles=False`` skips the sentence embeddings (no ``title`` group). The embeddings are
-    cached under ``data/cache/embeddings`` the first time (about a minute on two cores).
+    cached under ``data/cache/embeddings`` the first time (about a minute on two cores for 100K).
     """
-    from nbsupport.data.movielens import load_movielens100k
+    from nbsupport.data.movielens import load_movielens1m, load_movielens100k
 
-    frames = load_movielens100k(path)
+    if variant not in ("100k", "1m"):
+        raise ValueError(f"unknown MovieLens variant {variant!r}; choose '100k' or '1m'")
+    frames = load_movielens100k(path) if variant == "100k" else load_movielens1m(path)
     vectors = None
     if titles:
         from nbsupport.data.sentence import embed
 
-        vectors = embed(title_texts(frames["items"]), cache_key=cache_key)
+        vectors = embed(title_texts(frames["items"]), cache_key=f"ml{variant}-titles")
     item_feats, genres = item_feature_groups(frames["items"], vectors)
     return Interactions(frames["ratings"], frames["items"], frames["users"], item_feats,
-                        user_feature_groups(frames["users"]), genres)
+                        user_feature_groups(frames["users"]), genres, name=f"movielens-{variant}")
 
 
 def synthetic(n_users: int = 60, n_items: int = 80, per_user: int = 12, n_genres: int = 5, dim: int = 8,
@@ -144,8 +147,22 @@ def synthetic(n_users: int = 60, n_items: int = 80, per_user: int = 12, n_genres
 
 
 def load(name: str = "movielens", **kwargs) -> Interactions:
-    """``"movielens"`` (:func:`load_movielens`) or ``"synthetic"`` (:func:`synthetic`, for smoke runs)."""
-    loaders = {"movielens": load_movielens, "synthetic": synthetic}
+    """``"movielens"`` (MovieLens-100K), ``"movielens-1m"`` (:func:`load_movielens`) or
+    ``"synthetic"`` (:func:`synthetic`, for smoke runs).
+
+    When MovieLens-1M is absent, one line says where to put it and MovieLens-100K, the
+    largest dataset present, is loaded instead (its ``name`` says which one was used).
+    """
+    from nbsupport.data.locate import DataNotFound
+
+    loaders = {"movielens": load_movielens, "movielens-1m": lambda **kw: load_movielens(variant="1m", **kw),
+               "synthetic": synthetic}
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; choose one of {list(loaders)}")
-    return loaders[name](**kwargs)
+    try:
+        return loaders[name](**kwargs)
+    except DataNotFound as exc:
+        if name != "movielens-1m" or kwargs.get("path"):
+            raise
+        print(f"{exc}. Falling back to MovieLens-100K, the largest dataset present.")
+        return load_movielens(**kwargs)

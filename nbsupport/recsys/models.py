@@ -5,7 +5,9 @@ Scores are inner products ``user_vectors() @ item_vectors().T`` (ranked with the
 ``-log σ(s(u, i⁺) - s(u, i⁻))`` over a training interaction ``(u, i⁺)`` and an item ``i⁻``
 drawn uniformly from the items seen in training, plus L2 on the batch's vectors.
 
-- :class:`Popularity`: training interaction counts; :class:`RandomScores`: chance level.
+- :class:`Popularity`: training interaction counts; :class:`RandomScores`: chance level;
+  :class:`ColdFirstRandom`: every cold item above every warm one, random within each (the
+  reference a cold-item metric over the whole catalogue must be read against).
 - :class:`Hybrid` (LightFM, Kula 2015): user and item vectors are sums of their feature
   embeddings, identity included. Entities absent from training carry no identity feature,
   so cold items (users) are their metadata sum. ``Hybrid.mf(data)`` has identities only:
@@ -19,7 +21,8 @@ drawn uniformly from the items seen in training, plus L2 on the batch's vectors.
   entities are scored through the feature view.
 - :class:`ALLMRecAligner` (A-LLMRec stage 1, Kim et al. 2024): item and text encoders
   aligned by MSE in a shared latent space, with reconstruction and recommendation losses
-  over a frozen CF model; cold items enter through the text encoder.
+  over a frozen CF model; warm items keep their CF vectors, cold items enter through the
+  text encoder.
 """
 
 from __future__ import annotations
@@ -107,6 +110,22 @@ class RandomScores:
 
     def item_vectors(self) -> torch.Tensor:
         return self.scores[:, None]
+
+
+class ColdFirstRandom(RandomScores):
+    """The split's cold items first, in random order, then the other items.
+
+    With the same ``seed`` as :class:`RandomScores`, its ranking over the whole catalogue
+    orders the cold items exactly as random scores do among the cold items alone: what a
+    model earns on cold items over the whole catalogue *beyond* this baseline is ranking.
+    """
+
+    def fit(self, s: Split, **_) -> ColdFirstRandom:
+        super().fit(s)
+        cold = torch.zeros(s.n_items, dtype=torch.bool)
+        cold[torch.as_tensor(s.cold_items, dtype=torch.long)] = True
+        self.scores = self.scores + 2.0 * cold  # random scores lie in [0, 1)
+        return self
 
 
 class ContentOnly:
@@ -226,13 +245,15 @@ class ContrastiveColdStart(nn.Module):
     Loss per batch (u, i⁺, i⁻), with identity vectors ``e`` and fused feature vectors ``f``:
     ``BPR(e_u; e_i⁺, e_i⁻) + BPR(e_u; f_i⁺, f_i⁻) + BPR(f_u; e_i⁺, e_i⁻)
     + λ·(InfoNCE(e_i⁺, f_i⁺) + InfoNCE(e_u, f_u))`` with temperature ``tau``; ``lam=0`` is
-    the no-contrastive ablation, ``gated=False`` the no-gating one. Known entities are
-    scored by their identity view, cold ones by their feature view.
+    the no-contrastive ablation, ``gated=False`` the no-gating one. The InfoNCE terms use the
+    batch's distinct items (users), at most ``nce_sample`` of each drawn at random (the
+    in-batch negatives of CLCRec's mini-batches; bounded to keep a CPU step cheap). Known
+    entities are scored by their identity view, cold ones by their feature view.
     """
 
     def __init__(self, data: Interactions, dim: int = 64, lam: float = 0.5, tau: float = 0.2, gated: bool = True,
                  item_groups: Sequence[str] = ITEM_GROUPS, user_groups: Sequence[str] = USER_GROUPS,
-                 reg: float = 1e-4):
+                 reg: float = 1e-4, nce_sample: int = 256):
         super().__init__()
         self.user_id = nn.Embedding(data.n_users, dim)
         self.item_id = nn.Embedding(data.n_items, dim)
@@ -240,13 +261,19 @@ class ContrastiveColdStart(nn.Module):
         nn.init.normal_(self.item_id.weight, std=0.1)
         self.user_fusion = GatedFusion(data.user_features, user_groups, dim, gated)
         self.item_fusion = GatedFusion(data.item_features, item_groups, dim, gated)
-        self.lam, self.tau, self.reg = lam, tau, reg
+        if nce_sample < 2:
+            raise ValueError(f"nce_sample must be >= 2 (InfoNCE needs negatives), got {nce_sample}")
+        self.lam, self.tau, self.reg, self.nce_sample = lam, tau, reg, nce_sample
         self.register_buffer("known_users", torch.ones(data.n_users, dtype=torch.bool))
         self.register_buffer("known_items", torch.ones(data.n_items, dtype=torch.bool))
 
     def prepare(self, s: Split) -> None:
         self.known_users.copy_(s.known_users())
         self.known_items.copy_(s.known_items())
+
+    def _distinct(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.unique()
+        return ids[torch.randperm(len(ids))[: self.nce_sample]] if len(ids) > self.nce_sample else ids
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         u, i, j = batch
@@ -258,7 +285,7 @@ class ContrastiveColdStart(nn.Module):
         loss = rec + self.reg * l2
         nce = torch.zeros(())
         if self.lam > 0:  # distinct entities only, so no pair is its own false negative
-            iu, uu = i.unique(), u.unique()
+            iu, uu = self._distinct(i), self._distinct(u)
             nce = info_nce(self.item_id(iu), fi_all[iu], self.tau) + info_nce(self.user_id(uu), fu_all[uu], self.tau)
             loss = loss + self.lam * nce
         return loss, {"bpr": rec.item(), "info_nce": nce.item()}
@@ -292,8 +319,9 @@ class ALLMRecAligner(nn.Module):
     ``L = MSE(f_I(e_i), f_T(t_i)) + α·[MSE(g_I(f_I(e_i)), e_i) + MSE(g_T(f_T(t_i)), t_i)]
     + β·BPR(u; g_I(f_I(e_i⁺)), g_I(f_I(e_i⁻)))``, the paper's matching, reconstruction and
     recommendation losses (its CF model is SASRec; here the frozen model's user vectors).
-    Items known in training are scored through ``g_I(f_I(e_i))``; cold items, whose CF
-    vectors are untrained, through ``g_I(f_T(t_i))``.
+    As in A-LLMRec, the frozen CF model keeps what it knows: items known in training are
+    scored by their CF vectors ``e_i``; cold items, whose CF vectors are untrained, through
+    ``g_I(f_T(t_i))``.
     """
 
     def __init__(self, cf: nn.Module, text: torch.Tensor, latent: int = 64, hidden: int = 128,
@@ -326,14 +354,16 @@ class ALLMRecAligner(nn.Module):
         return self.cf_users
 
     def item_vectors(self, path: str = "auto") -> torch.Tensor:
-        """``auto``: item path for known items, text path for cold ones; ``item`` or ``text``: one path for all."""
-        via_item = self.g_item(self.f_item(self.cf_items))
-        via_text = self.g_item(self.f_text(self.text))
+        """``auto``: CF vectors for known items, the text path for cold ones; ``item``
+        (``g_I(f_I(e_i))``, the decoded CF vector) or ``text`` (``g_I(f_T(t_i))``): one path for all."""
+        if path not in ("auto", "item", "text"):
+            raise ValueError(f"path must be 'auto', 'item' or 'text', got {path!r}")
         if path == "item":
-            return via_item
+            return self.g_item(self.f_item(self.cf_items))
+        via_text = self.g_item(self.f_text(self.text))
         if path == "text":
             return via_text
-        return torch.where(self.known_items[:, None], via_item, via_text)
+        return torch.where(self.known_items[:, None], self.cf_items, via_text)
 
 
 def fit_evaluate(factories: dict[str, Callable[[], object]], s: Split, steps: int = 1000, lr: float = 0.01,

@@ -8,8 +8,10 @@
   ``cold`` test group, except their first ``first_k`` (by time), which go to training when
   asked ("a few interactions given"); the other users are split leave-last-out (``warm``).
 
-:func:`evaluate` ranks the full catalogue by default, excluding each user's training items,
-and computes :mod:`nbsupport.recsys.metrics` per group. ``protocol="sampled"`` ranks each
+:func:`evaluate` ranks the full catalogue, excluding each user's training items (on an
+item-cold split, cold test items among the cold items and warm ones among the warm items,
+unless asked otherwise), and computes
+:mod:`nbsupport.recsys.metrics` per group; :func:`evaluate_users` gives the same per user. ``protocol="sampled"`` ranks each
 test item against ``n_neg`` sampled items the user never interacted with (A-LLMRec's 1 + 19,
 NCF's 1 + 99); its rows are labelled ``sampled`` and are not comparable with full ranking.
 """
@@ -24,7 +26,7 @@ import torch
 
 from nbsupport.kernels.topk import csr, topk_scores
 from nbsupport.recsys.features import Interactions
-from nbsupport.recsys.metrics import ranking_metrics, sampled_metrics
+from nbsupport.recsys.metrics import hits, per_user, ranking_metrics, sampled_metrics
 
 KINDS = ("warm", "item-cold", "user-cold")
 
@@ -129,21 +131,59 @@ def _groups(test: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+CANDIDATES = ("own", "cold", "all")
+
+
+def _ranked(users: torch.Tensor, items: torch.Tensor, s: Split, uid: torch.Tensor, k: int,
+            among: str) -> np.ndarray:
+    """(len(uid), k) best item ids, each user's training items excluded, among the cold items
+    (``among="cold"``), the items that are not cold (``"warm"``) or all items (``"all"``)."""
+    if among == "cold":
+        pool = torch.as_tensor(s.cold_items)  # never seen in training: nothing to exclude
+        _, idx = topk_scores(users[uid], items[pool], min(k, len(pool)), None)
+        ranked = torch.where(idx >= 0, pool[idx.clamp(min=0)], -1)
+        return torch.cat([ranked, torch.full((len(uid), k - ranked.shape[1]), -1)], 1).numpy()
+    indptr, indices = _subset_csr(s.seen(), uid)
+    if among == "warm" and len(s.cold_items):
+        cold = torch.as_tensor(s.cold_items)
+        rows = [torch.cat([indices[indptr[r] : indptr[r + 1]], cold]) for r in range(len(uid))]
+        indptr = torch.tensor([0] + [len(r) for r in rows]).cumsum(0)
+        indices = torch.cat(rows)
+    _, idx = topk_scores(users[uid], items, k, (indptr, indices))
+    return idx.numpy()
+
+
+def _among(group: str, candidates: str, s: Split) -> str:
+    """Which items a test group is ranked among, for ``candidates`` (see :func:`evaluate`)."""
+    if candidates not in CANDIDATES:
+        raise ValueError(f"candidates must be one of {CANDIDATES}, got {candidates!r}")
+    if candidates == "all" or not len(s.cold_items) or group == "overall":
+        return "all"
+    if group == "cold":
+        return "cold"
+    return "warm" if candidates == "own" else "all"
+
+
 def evaluate(model, s: Split, ks=(10, 20), protocol: str = "full", n_neg: int = 19, depth: int = 100,
-             seed: int = 0, candidates: str = "all") -> pd.DataFrame:
+             seed: int = 0, candidates: str = "own") -> pd.DataFrame:
     """Metrics per test group (rows ``warm``, ``cold``, ``overall``) for a fitted model.
 
     ``model.user_vectors()`` (n_users, d) and ``model.item_vectors()`` (n_items, d) define
-    the scores. ``protocol="full"``: rank every item (or only the cold items for the cold
-    group, with ``candidates="cold"``) minus the user's training items, keep the top
-    ``depth`` (MRR is reported at ``depth``), relevant = the user's test items in the group.
-    ``protocol="sampled"``: each test interaction against ``n_neg`` items the user never
-    interacted with, drawn uniformly (seeded).
+    the scores. ``protocol="full"``: rank the candidates minus the user's training items, keep
+    the top ``depth`` (MRR is reported at ``depth``), relevant = the user's test items in the
+    group. On an item-cold split, ``candidates="own"`` (the default) ranks each group among
+    the items of its kind: cold test items among the cold items, as the cold-start papers
+    rank them, and warm test items among the warm items; ``"cold"`` does so for the cold
+    group only (warm test items then rank against every item); ``"all"`` ranks every group
+    against the whole catalogue, where a model that scores cold and warm items through
+    different vectors gains by separating them (see
+    :class:`nbsupport.recsys.models.ColdFirstRandom`). The ``overall`` group and the other
+    splits always rank the whole catalogue. ``protocol="sampled"``: each test
+    interaction against ``n_neg`` items the user never interacted with, drawn uniformly (seeded).
     """
     if protocol not in ("full", "sampled"):
         raise ValueError(f"protocol must be 'full' or 'sampled', got {protocol!r}")
-    if candidates not in ("all", "cold"):
-        raise ValueError(f"candidates must be 'all' or 'cold', got {candidates!r}")
+    _among("overall", candidates, s)
     with torch.no_grad():
         users = model.user_vectors().float()
         items = model.item_vectors().float()
@@ -163,25 +203,41 @@ def evaluate(model, s: Split, ks=(10, 20), protocol: str = "full", n_neg: int = 
             neg_s = torch.einsum("nd,nkd->nk", users[torch.tensor(u)], items[torch.as_tensor(neg)]).numpy()
             rows[g] = {**sampled_metrics(pos_s, neg_s, ks), "users": len(np.unique(u)), "cases": len(df)}
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis(f"sampled 1+{n_neg}")
-    seen = s.seen()
     k = max(depth, *ks)
     for g, df in _groups(s.test).items():
         rel = df.groupby("user_id").item_id.apply(list)
         uid = torch.tensor(rel.index.to_numpy())
-        sub_seen = _subset_csr(seen, uid)
-        if candidates == "cold" and g == "cold" and len(s.cold_items):
-            pool = torch.as_tensor(s.cold_items)
-            _, idx = topk_scores(users[uid], items[pool], min(k, len(pool)), None)
-            ranked = torch.where(idx >= 0, pool[idx.clamp(min=0)], -1)
-            ranked = torch.cat([ranked, torch.full((len(uid), k - ranked.shape[1]), -1)], 1).numpy()
-        else:
-            _, idx = topk_scores(users[uid], items, k, sub_seen)
-            ranked = idx.numpy()
+        ranked = _ranked(users, items, s, uid, k, _among(g, candidates, s))
         m = ranking_metrics(ranked, list(rel.values), ks, ("HR", "Recall", "Precision", "NDCG", "MAP"))
         m.update({f"MRR@{ranked.shape[1]}": ranking_metrics(ranked, list(rel.values), (ranked.shape[1],),
                                                            ("MRR",))[f"MRR@{ranked.shape[1]}"]})
         rows[g] = {**m, "users": len(uid), "cases": len(df)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("full ranking")
+
+
+def evaluate_users(model, s: Split, group: str = "cold", k: int = 10, candidates: str = "own") -> pd.DataFrame:
+    """Per-user metrics of one test group (the units of a per-user paired claim).
+
+    One row per user with test items in ``group`` (index ``user_id``): ``HR@k``, ``NDCG@k``,
+    ``Recall@k`` (RecBole's definitions) and ``cold share@k``, the share of the user's top ``k``
+    that are cold items. Candidates as in :func:`evaluate`.
+    """
+    among = _among(group, candidates, s)
+    df = s.test[s.test.group == group]
+    if df.empty:
+        raise ValueError(f"the split has no test interactions in group {group!r}; "
+                         f"groups: {sorted(s.test.group.unique())}")
+    with torch.no_grad():
+        users = model.user_vectors().float()
+        items = model.item_vectors().float()
+    rel = df.groupby("user_id").item_id.apply(list)
+    uid = torch.tensor(rel.index.to_numpy())
+    ranked = _ranked(users, items, s, uid, k, among)
+    hit, n_rel = hits(ranked, list(rel.values))
+    values = per_user(hit, n_rel, k)
+    out = pd.DataFrame({f"{m}@{k}": values[m] for m in ("HR", "NDCG", "Recall")}, index=rel.index)
+    out[f"cold share@{k}"] = np.isin(ranked, s.cold_items).mean(1)
+    return out
 
 
 def _subset_csr(seen: tuple[torch.Tensor, torch.Tensor], users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,3 +247,21 @@ def _subset_csr(seen: tuple[torch.Tensor, torch.Tensor], users: torch.Tensor) ->
     new_ptr[1:] = torch.cumsum(counts, 0)
     parts = [indices[indptr[u] : indptr[u + 1]] for u in users.tolist()]
     return new_ptr, torch.cat(parts) if parts else indices[:0]
+
+
+def paired_users(a: list[pd.DataFrame], b: list[pd.DataFrame], metric: str) -> pd.Series:
+    """Per-user paired effect ``a - b`` of ``metric``, averaged over runs (seeds).
+
+    ``a`` and ``b`` hold one :func:`evaluate_users` frame per run, in the same order (run ``r``
+    of ``a`` pairs with run ``r`` of ``b``: same split, same users). Each user's differences
+    are averaged over the runs in which the user has test items; one value per user, sorted
+    by ``user_id``.
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_users needs the same positive number of runs per arm, got {len(a)} and {len(b)}")
+    diffs = []
+    for x, y in zip(a, b):
+        if not x.index.equals(y.index):
+            raise ValueError("paired_users: the two arms of a run must cover the same users in the same order")
+        diffs.append(x[metric] - y[metric])
+    return pd.concat(diffs).groupby(level=0).mean().sort_index()

@@ -36,6 +36,7 @@ def train_auc(model, s):
 
 
 def test_bpr_and_info_nce_formulas():
+    torch.manual_seed(0)
     u, p, n = torch.randn(5, 3), torch.randn(5, 3), torch.randn(5, 3)
     expected = -torch.log(torch.sigmoid((u * p).sum(1) - (u * n).sum(1))).mean()
     assert torch.allclose(models.bpr_loss(u, p, n), expected, atol=1e-6)
@@ -107,7 +108,10 @@ def test_aligner_uses_text_for_cold_items_and_learns(data, cold):
         auto, text, item = al.item_vectors(), al.item_vectors("text"), al.item_vectors("item")
     c = torch.as_tensor(cold.cold_items)
     assert torch.equal(auto[c], text[c])
-    assert torch.equal(auto[al.known_items], item[al.known_items])
+    assert torch.equal(auto[al.known_items], cf.item_vectors().detach()[al.known_items])  # warm: CF vectors
+    assert item.shape == auto.shape and not torch.equal(item, auto)
+    with pytest.raises(ValueError, match="path"):
+        al.item_vectors("decoded")
 
 
 def test_fit_evaluate_long_format(data, cold):
@@ -117,20 +121,86 @@ def test_fit_evaluate_long_format(data, cold):
     assert np.isfinite(table["HR@10"]).all()
 
 
+def test_cold_first_random_ranks_cold_items_first_in_random_order(data, cold):
+    rand = models.RandomScores(seed=4).fit(cold)
+    first = models.ColdFirstRandom(seed=4).fit(cold)
+    scores, base = first.item_vectors()[:, 0], rand.item_vectors()[:, 0]
+    c = torch.as_tensor(cold.cold_items)
+    others = torch.ones(cold.n_items, dtype=torch.bool)
+    others[c] = False
+    assert scores[c].min() > scores[others].max()
+    assert torch.equal(scores[c].argsort(), base[c].argsort())  # same order among cold items
+    a = recsys.evaluate_users(first, cold, "cold", candidates="all")
+    b = recsys.evaluate_users(rand, cold, "cold", candidates="own")
+    assert np.array_equal(a[["HR@10", "NDCG@10"]].to_numpy(), b[["HR@10", "NDCG@10"]].to_numpy())
+    assert (a["cold share@10"] == min(1.0, len(c) / 10)).all()  # cold items fill the top
+
+
+def test_info_nce_uses_at_most_nce_sample_entities(data, cold):
+    m = models.ContrastiveColdStart(data, dim=8, nce_sample=4)
+    ids = torch.tensor([3, 3, 1, 2, 5, 7, 9])
+    picked = m._distinct(ids)
+    assert len(picked) == 4 and len(picked.unique()) == 4 and set(picked.tolist()) <= set(ids.tolist())
+    assert sorted(m._distinct(torch.tensor([2, 2, 1])).tolist()) == [1, 2]
+    with pytest.raises(ValueError, match="nce_sample"):
+        models.ContrastiveColdStart(data, dim=8, nce_sample=1)
+
+
+def test_genre_effects_recover_planted_coefficients():
+    g = torch.Generator().manual_seed(0)
+    genres = (torch.rand(300, 4, generator=g) < 0.3).float()
+    pop = torch.randint(0, 50, (300,), generator=g).float()
+    b = torch.randn(4, 6, generator=g)
+    items = 0.5 + genres @ b + torch.log1p(pop)[:, None] * torch.randn(1, 6, generator=g)
+    assert torch.allclose(critique.genre_effects(items, genres, pop), b, atol=1e-4)
+    x = np.column_stack([np.ones(300), genres.numpy(), np.log1p(pop.numpy())])
+    noisy = items + 0.1 * torch.randn(300, 6, generator=g)
+    ref = np.linalg.lstsq(x, noisy.double().numpy(), rcond=None)[0][1:5]
+    assert np.allclose(critique.genre_effects(noisy, genres, pop).numpy(), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="one row per item"):
+        critique.genre_effects(items, genres[:10], pop)
+
+
+def test_critique_move_shifts_the_genre_score_by_delta():
+    u, b = torch.tensor([1.0, 2.0, -1.0]), torch.tensor([0.5, -1.0, 2.0])
+    moved = critique.critique_move(u, b, -1.0, 0.3)
+    assert torch.allclose((moved - u) @ b, torch.tensor(-0.3))
+    r = torch.tensor([0.0, 0.6, 0.8])
+    control = critique.critique_move(u, b, 1.0, 0.3, r)
+    assert torch.allclose((control - u).norm(), (moved - u).norm())
+    assert torch.equal(critique.critique_move(u, torch.zeros(3), 1.0, 0.3), u)
+
+
 def test_critique_simulator():
     items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.0]])
     genres = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
-    d = critique.genre_directions(items, genres)
-    assert torch.allclose(d.norm(dim=1), torch.ones(2))
+    d = torch.eye(2)  # genre a along x, genre b along y
     users = torch.tensor([[1.0, 0.0]])
     sessions = pd.DataFrame({"user_id": [0], "item_id": [1]})
-    out = critique.simulate(users, items, genres, sessions, turns=3, step=1.0, genre_names=["a", "b"])
+    out = critique.simulate(users, items, genres, d, sessions, turns=3, step=2.0, genre_names=["a", "b"])
     assert list(out.turn) == [0, 1, 2, 3]
-    assert out["rank"].iloc[0] == 3  # items 0 and 2 outrank the target first
+    assert out["rank"].iloc[0] == 3 and bool(out["hit@10"].iloc[0])  # items 0 and 2 outrank the target first
     assert out.critique.iloc[0] == "-a"  # shown item 0 has genre a, the target lacks it
     assert out["rank"].iloc[-1] < out["rank"].iloc[0]
     assert "accept" in set(out.critique) and out["rank"].iloc[-1] == 1
-    still = critique.simulate(users, items, genres, sessions, turns=2, step=0.0)
+    still = critique.simulate(users, items, genres, d, sessions, turns=2, step=0.0)
     assert still["rank"].nunique() == 1
+    control = critique.simulate(users, items, genres, d, sessions, turns=3, step=2.0, genre_names=["a", "b"], control=True, seed=1)
+    assert control.critique.iloc[0] == "-a" and list(control.turn) == [0, 1, 2, 3]
+    table = critique.per_turn(out)
+    assert list(table.index) == [0, 1, 2, 3] and table["median rank"].iloc[0] == 3
     with pytest.raises(ValueError, match="turns"):
-        critique.simulate(users, items, genres, sessions, turns=-1)
+        critique.simulate(users, items, genres, d, sessions, turns=-1)
+    with pytest.raises(ValueError, match="genre_effects"):
+        critique.simulate(users, items, genres, torch.eye(3), sessions)
+
+
+def test_tune_step_picks_the_lowest_final_log_rank():
+    def play(step):
+        rank = {0.5: [4, 4], 1.0: [2, 8], 2.0: [1, 20]}[step]
+        return pd.DataFrame({"turn": [0, 0, 1, 1], "rank": [9, 9, *rank]})
+    best, table = critique.tune_step([2.0, 1.0, 0.5], play)
+    assert best == 0.5 or best == 1.0  # log 4 + log 4 == log 2 + log 8: the tie goes to the smaller step
+    assert best == 0.5 and table.loc[2.0] == pytest.approx(np.log(20) / 2)
+    with pytest.raises(ValueError, match="empty"):
+        critique.tune_step([], play)

@@ -7,7 +7,7 @@ import torch
 
 from nbsupport import recsys
 from nbsupport.data.locate import DataNotFound
-from nbsupport.recsys import features
+from nbsupport.recsys import features, models, splits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +117,63 @@ def test_evaluate_groups_and_protocols(data):
     assert full.loc["overall", "cases"] == len(s.test)
     sampled = recsys.evaluate(Oracle(s), s, protocol="sampled", n_neg=9, ks=(1,))
     assert sampled.index.name == "sampled 1+9" and (sampled["sampled Hit@1"] == 1).all()
-    cold_only = recsys.evaluate(Oracle(s), s, candidates="cold")
-    assert cold_only.loc["cold", "HR@10"] == 1
+    everything = recsys.evaluate(Oracle(s), s, ks=(5,), candidates="all")
+    assert (everything["HR@5"] == 1).all()
+    with pytest.raises(ValueError, match="candidates"):
+        recsys.evaluate(Oracle(s), s, candidates="warm")
     with pytest.raises(ValueError, match="protocol"):
         recsys.evaluate(Oracle(s), s, protocol="loo")
+
+
+def test_candidates_rank_each_group_among_its_own_items(data):
+    s = recsys.split(data, "item-cold", share=0.2, seed=0)
+    model = models.RandomScores(seed=0).fit(s)
+    cold_items = set(s.cold_items.tolist())
+    for group, candidates, inside in (("cold", "own", True), ("warm", "own", False), ("warm", "cold", None)):
+        frame = recsys.evaluate_users(model, s, group, k=5, candidates=candidates)
+        users = torch.tensor(frame.index.to_numpy())
+        ranked = splits._ranked(*_vectors(model), s, users, 5, splits._among(group, candidates, s))
+        seen = s.train.groupby("user_id").item_id.apply(set)
+        for u, row in zip(frame.index, ranked):
+            assert not set(row.tolist()) & seen.get(u, set())
+            if inside is not None:
+                assert all((i in cold_items) == inside for i in row.tolist())
+        assert frame["cold share@5"].eq(1.0 if inside else 0.0).all() if inside is not None else True
+    # per-user metrics average to evaluate()'s
+    frame = recsys.evaluate_users(model, s, "cold", k=10)
+    table = recsys.evaluate(model, s, ks=(10,))
+    assert frame["NDCG@10"].mean() == pytest.approx(table.loc["cold", "NDCG@10"])
+    assert frame["HR@10"].mean() == pytest.approx(table.loc["cold", "HR@10"])
+    with pytest.raises(ValueError, match="group"):
+        recsys.evaluate_users(model, recsys.split(data, "warm"), "cold")
+
+
+def _vectors(model):
+    return model.user_vectors().float(), model.item_vectors().float()
+
+
+def test_paired_users_averages_each_users_differences_over_runs():
+    a = [pd.DataFrame({"NDCG@10": [0.5, 0.2]}, index=[1, 3]), pd.DataFrame({"NDCG@10": [0.4, 0.1]}, index=[0, 1])]
+    b = [pd.DataFrame({"NDCG@10": [0.1, 0.2]}, index=[1, 3]), pd.DataFrame({"NDCG@10": [0.0, 0.3]}, index=[0, 1])]
+    out = splits.paired_users(a, b, "NDCG@10")
+    assert list(out.index) == [0, 1, 3]
+    assert out.tolist() == pytest.approx([0.4, (0.4 - 0.2) / 2, 0.0])
+    with pytest.raises(ValueError, match="same users"):
+        splits.paired_users(a, b[::-1], "NDCG@10")
+    with pytest.raises(ValueError, match="runs"):
+        splits.paired_users(a, b[:1], "NDCG@10")
+
+
+def test_movielens_1m_absent_says_where_and_falls_back(monkeypatch, tmp_path, capsys):
+    from nbsupport.data import movielens
+
+    monkeypatch.setattr(movielens, "CACHE", tmp_path)
+    with pytest.raises(DataNotFound, match="ml-1m"):
+        movielens.load_movielens1m()
+    def fake(variant="100k", **kw):  # 1M from the (empty) cache, 100K as a stand-in
+        return movielens.load_movielens1m() if variant == "1m" else "100k"
+
+    monkeypatch.setattr(features, "load_movielens", fake)
+    assert recsys.load("movielens-1m", titles=False) == "100k"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "ml-1m" in out and "MovieLens-100K" in out
