@@ -31,7 +31,7 @@ def make(impl: str, device: str = "cpu"):
 def main() -> None:
     cases = []
     for dev in devices():
-        impls = ["reference", "compile", "torch F.cross_entropy (no z-loss)"] + (["triton"] if dev == "cuda" else [])
+        impls = ["reference", "fast", "torch F.cross_entropy (no z-loss)"] + (["triton"] if dev == "cuda" else [])
         cases += [{"case": f"{TOKENS}x{VOCAB} {dev}", "impl": i, "make": "make", "params": {"impl": i, "device": dev}}
                   for i in impls]
     run_cases("cross_entropy", __file__, cases, repeat=3)

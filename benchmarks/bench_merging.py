@@ -199,7 +199,7 @@ def bench_core() -> None:
     devs = devices()
     cases = []
     for dev in devs:
-        impls = ["reference", "compile"] + (["triton"] if dev == "cuda" else [])
+        impls = ["reference", "fast"] + (["triton"] if dev == "cuda" else [])
         for method in ("ties", "dare_ties", "breadcrumbs"):
             cases += [{"case": f"{method} 3x{CORE_N / 1e6:g}M {dev}", "impl": i, "make": "make_core",
                        "params": {"impl": i, "method": method, "device": dev}} for i in impls]
