@@ -5,7 +5,7 @@ Every constructor returns a :class:`Schedule`: ``s(step)`` gives the multiplier 
 ``torch.optim.lr_scheduler.LambdaLR``, and ``repr(s)`` reads like the call that built it.
 Steps count optimizer updates from 0; ``LambdaLR`` evaluates step 0 before the first update.
 
-Notation (REFERENCE.md section 1): t step, W warmup steps, T total steps,
+Notation (as in docs/bibliography.md, warmup): t step, W warmup steps, T total steps,
 p = (t - W)/(T - W), m the minimum-LR ratio.
 
 Conventions, and where they match the libraries people use:
@@ -93,11 +93,8 @@ class Schedule:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, Schedule):
-        return repr(v)
-    return repr(v)
+    """A parameter as it reads in a call: floats in ``g`` format (``1000.0`` reads ``1000``), the rest by repr."""
+    return f"{v:g}" if isinstance(v, float) else repr(v)
 
 
 # ---------------------------------------------------------------- validation
