@@ -1,5 +1,5 @@
 """A critiquing simulator and bot-play tuning of the critique update (after "Self-Supervised Bot
-Play for Conversational Recommendation with Justifications", Wu et al. 2022, with genres as the
+Play for Conversational Recommendation with Justifications", Li, Majumder & McAuley 2022, with genres as the
 aspects a recommendation is justified by).
 
 A simulated user holds a hidden target item. Each turn the recommender shows its best item
