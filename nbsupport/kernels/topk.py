@@ -11,9 +11,10 @@ Paths (through :func:`nbsupport.kernels.resolve`):
 - ``reference``: the full (U, I) score matrix, masked, ``torch.topk``. Clear, not bounded.
 - ``fast`` (CPU fast path, :func:`chunked`): users in chunks of ``user_chunk`` (one chunk
   per worker thread) and items in blocks of ``item_chunk``, so at most
-  ``workers × user_chunk × item_chunk`` scores exist at once.
-  The first block of a chunk is selected with ``torch.topk``; later blocks only pass on the
-  scores above each user's current k-th best (one comparison per score, as a heap's
+  ``workers × user_chunk × item_chunk`` scores exist at once (one score buffer per chunk,
+  reused by every block). The first block of a chunk is selected with ``torch.topk``; later
+  blocks only pass on the scores above each user's current k-th best (one vectorized max per
+  group of 32 scores, then one comparison per score of the groups that pass, as a heap's
   rejection test in faiss), merged by a segmented sort of the few survivors.
 - ``triton`` (:mod:`nbsupport.kernels.topk_triton`): the score tile and the seen mask in a
   Triton kernel, selection with ``torch.topk`` on the device, the same running merge.
@@ -117,25 +118,26 @@ def merge(best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor, vals: 
     return best_v, best_i
 
 
-def candidates(scores: torch.Tensor, threshold: torch.Tensor, width: int = 64
+def candidates(scores: torch.Tensor, threshold: torch.Tensor, width: int = 32
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(row, column, value) of the scores above each row's threshold.
 
-    The row is cut into runs of ``width`` columns; a run's maximum (one cheap pass) says
-    whether it holds any survivor, and only those runs are compared element by element.
+    The row's first ``g·width`` columns are cut into ``g`` strided groups of ``width``
+    (group ``j``: columns ``j, j + g, j + 2g, …``), so the groups' maxima are one elementwise
+    max over ``width`` contiguous slices (vectorized); only the groups whose maximum passes
+    the threshold are compared element by element. The remaining columns are compared directly.
     """
     n, b = scores.shape
     runs = b // width
     rows, cols, vals = [], [], []
     if runs:
-        body = scores[:, : runs * width].reshape(n, runs, width)
-        r, c = torch.nonzero(body.amax(-1) > threshold, as_tuple=True)
-        block = body[r, c]
-        keep = block > threshold[r]
-        col = c[:, None] * width + torch.arange(width, device=scores.device)
-        rows.append(r[:, None].expand(-1, width)[keep])
-        cols.append(col[keep])
-        vals.append(block[keep])
+        body = scores[:, : runs * width].view(n, width, runs)
+        r, c = torch.nonzero(body.amax(1) > threshold, as_tuple=True)
+        block = body[r, :, c]
+        g, j = torch.nonzero(block > threshold[r], as_tuple=True)
+        rows.append(r[g])
+        cols.append(c[g] + runs * j)
+        vals.append(block[g, j])
     if runs * width < b:
         tail = scores[:, runs * width :]
         r, c = torch.nonzero(tail > threshold, as_tuple=True)
@@ -165,8 +167,9 @@ def _chunk_topk(users: torch.Tensor, blocks: list[tuple[int, torch.Tensor]], k: 
     dev = users.device
     best_v = torch.full((users.shape[0], k), float("-inf"), dtype=users.dtype, device=dev)
     best_i = torch.full((users.shape[0], k), -1, dtype=torch.long, device=dev)
+    buffer = torch.empty((users.shape[0], blocks[0][1].shape[1]), dtype=users.dtype, device=dev)
     for b, (is_, block_t) in enumerate(blocks):
-        scores = users @ block_t
+        scores = torch.mm(users, block_t, out=buffer[:, : block_t.shape[1]])  # reused: no page faults per block
         if pairs is not None:
             rows, cols = pairs
             lo, hi = torch.searchsorted(cols, torch.tensor([is_, is_ + block_t.shape[1]], device=dev)).tolist()
@@ -175,8 +178,8 @@ def _chunk_topk(users: torch.Tensor, blocks: list[tuple[int, torch.Tensor]], k: 
     return best_v, best_i
 
 
-def chunked(users: torch.Tensor, items: torch.Tensor, k: int, seen: Seen | None = None, user_chunk: int = 512,
-            item_chunk: int = 8192, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def chunked(users: torch.Tensor, items: torch.Tensor, k: int, seen: Seen | None = None, user_chunk: int = 256,
+            item_chunk: int = 16384, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CPU fast path: same result as :func:`reference` (ties aside) in bounded memory.
 
     User chunks run in parallel on ``workers`` threads (default: ``torch.get_num_threads()``),

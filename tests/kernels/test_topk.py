@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nbsupport import kernels
-from nbsupport.kernels.topk import chunked, csr, merge, reference, topk_scores
+from nbsupport.kernels.topk import candidates, chunked, csr, merge, reference, topk_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -177,3 +177,15 @@ def test_chunked_parallel_workers_match_reference():
     cv, ci = chunked(users, items, 12, seen, user_chunk=8, item_chunk=50, workers=3)
     assert torch.get_num_threads() == before  # restored
     assert torch.allclose(rv, cv, rtol=0, atol=1e-12) and torch.equal(ri, ci)
+
+
+@pytest.mark.parametrize("cols,width", [(100, 32), (64, 32), (31, 32), (130, 16)])
+def test_candidates_are_exactly_the_scores_above_threshold(cols, width):
+    g = torch.Generator().manual_seed(cols)
+    scores = torch.randn(9, cols, generator=g)
+    threshold = torch.quantile(scores, 0.9, dim=1, keepdim=True)
+    threshold[3] = float("inf")  # a row without survivors
+    rows, c, vals = candidates(scores, threshold, width)
+    r_ref, c_ref = torch.nonzero(scores > threshold, as_tuple=True)
+    assert sorted(zip(rows.tolist(), c.tolist())) == sorted(zip(r_ref.tolist(), c_ref.tolist()))
+    assert torch.equal(vals, scores[rows, c])
