@@ -1,7 +1,8 @@
 """Top-K scoring, 20k users x 200k items x d=64, K=100: our CPU fast path (``topk_scores``,
 ``fast``) against faiss-cpu's exact inner-product search (``IndexFlatIP``) on the same vectors.
 
-Two cases: plain top-K, and top-K with each user's 100 seen items excluded. faiss cannot
+Two cases: plain top-K, and top-K with each user's 100 seen items excluded, each with 1 and
+2 threads (faiss's OpenMP threads and torch's worker threads; every case in its own process). faiss cannot
 exclude per-query items itself, so its row searches K + 100 and drops the seen items
 afterwards (the usual workaround, timed with it). The float64 reference is not run: it would
 hold the full 20k x 200k score matrix (16 GB in float32). ``python benchmarks/bench_recsys.py``
@@ -57,11 +58,15 @@ def _row_searchsorted(sorted_rows: np.ndarray, values: np.ndarray) -> np.ndarray
     return np.searchsorted(flat, values + offset) - np.arange(len(sorted_rows)) * sorted_rows.shape[1]
 
 
-def make(impl: str, seen: bool = False, n_users: int = N_USERS, n_items: int = N_ITEMS):
+def make(impl: str, seen: bool = False, n_users: int = N_USERS, n_items: int = N_ITEMS, threads: int | None = None):
     users, items, history = inputs(n_users, n_items, seen)
+    if threads is not None:
+        torch.set_num_threads(threads)
     if impl == FAISS:
         import faiss
 
+        if threads is not None:
+            faiss.omp_set_num_threads(threads)
         index = faiss.IndexFlatIP(D)
         index.add(items.numpy())
         u = users.numpy()
@@ -113,9 +118,11 @@ def cpu_seconds(n_users: int = 4000) -> list[dict]:
 def main() -> None:
     cases = []
     for seen in (False, True):
-        label = f"{N_USERS // 1000}k x {N_ITEMS // 1000}k x d{D}, K={K}" + (f", {N_SEEN} seen/user excluded" if seen else "")
-        cases += [{"case": label, "impl": impl, "make": "make", "params": {"impl": impl, "seen": seen}}
-                  for impl in (FAISS, OURS)]
+        for threads in (1, 2):
+            label = (f"{N_USERS // 1000}k x {N_ITEMS // 1000}k x d{D}, K={K}" + (f", {N_SEEN} seen/user excluded" if seen else "")
+                     + f", {threads} thread{'s' * (threads > 1)}")
+            cases += [{"case": label, "impl": impl, "make": "make", "params": {"impl": impl, "seen": seen, "threads": threads}}
+                      for impl in (FAISS, OURS)]
     run_cases("recsys", __file__, cases, repeat=1)
     rows = agreement()
     RESULTS.mkdir(exist_ok=True)
