@@ -319,9 +319,9 @@ class ALLMRecAligner(nn.Module):
     ``L = MSE(f_I(e_i), f_T(t_i)) + α·[MSE(g_I(f_I(e_i)), e_i) + MSE(g_T(f_T(t_i)), t_i)]
     + β·BPR(u; g_I(f_I(e_i⁺)), g_I(f_I(e_i⁻)))``, the paper's matching, reconstruction and
     recommendation losses (its CF model is SASRec; here the frozen model's user vectors).
-    As in A-LLMRec, the frozen CF model keeps what it knows: items known in training are
-    scored by their CF vectors ``e_i``; cold items, whose CF vectors are untrained, through
-    ``g_I(f_T(t_i))``.
+    As in A-LLMRec, the frozen CF model keeps what it knows: every item the split does not
+    hold out as cold is scored by its CF vector ``e_i`` (so warm rankings equal the CF
+    model's); cold items, whose CF vectors are untrained, through ``g_I(f_T(t_i))``.
     """
 
     def __init__(self, cf: nn.Module, text: torch.Tensor, latent: int = 64, hidden: int = 128,
@@ -338,7 +338,8 @@ class ALLMRecAligner(nn.Module):
         self.register_buffer("known_items", torch.ones(len(self.cf_items), dtype=torch.bool))
 
     def prepare(self, s: Split) -> None:
-        self.known_items.copy_(s.known_items())
+        self.known_items.fill_(True)
+        self.known_items[torch.as_tensor(s.cold_items, dtype=torch.long)] = False
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         u, i, j = batch
@@ -354,7 +355,7 @@ class ALLMRecAligner(nn.Module):
         return self.cf_users
 
     def item_vectors(self, path: str = "auto") -> torch.Tensor:
-        """``auto``: CF vectors for known items, the text path for cold ones; ``item``
+        """``auto``: CF vectors for all but the cold items, the text path for those; ``item``
         (``g_I(f_I(e_i))``, the decoded CF vector) or ``text`` (``g_I(f_T(t_i))``): one path for all."""
         if path not in ("auto", "item", "text"):
             raise ValueError(f"path must be 'auto', 'item' or 'text', got {path!r}")
