@@ -34,13 +34,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from nbsupport.kernels.merge_core import (
-    l1_rescale,
-    magnitude_bounds,
-    merge_core,
-    select,
-    stream_seeds,
-)
+from nbsupport.kernels.merge_core import merge_core
+from nbsupport.merging.selection import l1_rescale, magnitude_bounds, select, stream_seeds
 
 StateDict = Mapping[str, torch.Tensor]
 

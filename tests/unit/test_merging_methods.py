@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nbsupport.kernels.merge_core import stream_seeds, uniform
+from nbsupport.kernels.merge_core import uniform
 from nbsupport.merging import (
     MergeError,
     greedy_soup,
@@ -15,6 +15,7 @@ from nbsupport.merging import (
     uniform_soup,
 )
 from nbsupport.merging.methods import pcb_merge, swap_weights
+from nbsupport.merging.selection import stream_seeds
 
 SHAPES = {"a.weight": (6, 5), "a.bias": (6,), "layers.0.w": (4, 4), "layers.1.w": (4, 4), "layers.2.w": (4, 4)}
 
@@ -287,22 +288,3 @@ def test_errors(setup):
         merge("ties", base, models, weight=[1, 2])
     with pytest.raises(MergeError, match="unknown parameter"):
         merge("ties", base, models, densty=0.5)
-
-
-def test_sparsification_matches_mergekit():
-    sp = pytest.importorskip("mergekit.sparsify")
-    from nbsupport.kernels.merge_core import keep_mask, magnitude_bounds
-
-    d = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(sp.magnitude(d, 0.3), d * keep_mask(d, *magnitude_bounds(d, 0.3), 0.0, 0))
-    assert torch.equal(sp.magnitude_outliers(d, 0.3, gamma=0.05), d * keep_mask(d, *magnitude_bounds(d, 0.3, 0.05), 0.0, 0))
-    # many magnitude ties (as in real low-precision checkpoints): select() reproduces mergekit's picks
-    from nbsupport.kernels.merge_core import select
-
-    t = torch.randint(-20, 21, (200_000,)).float()
-    for gamma in (None, 0.01):
-        got, lo, hi = select(t, 0.3, gamma)
-        want = sp.magnitude(t, 0.3) if gamma is None else sp.magnitude_outliers(t, 0.3, gamma=gamma)
-        assert torch.equal(got * keep_mask(got, lo, hi, 0.0, 0), want)
-        idx, lo, hi = select(t, 0.3, gamma, tie_break="index")
-        assert int(keep_mask(idx, lo, hi, 0.0, 0)[idx != 0].sum()) == int((want != 0).sum())
