@@ -190,15 +190,30 @@ class Scorer:
         accs = self.accuracies(body, which, split)
         return [a / max(self.expert_acc(i, split), 1e-9) for a, i in zip(accs, which, strict=True)]
 
-    def tune(self, method: str, base: State, which: list[int], lambdas: list[float], **params):
-        """Pick λ on validation (mean normalized accuracy); return (λ, val score, test per task, merged body)."""
+    def tune(self, method: str, base: State, which: list[int], lambdas: list[float],
+             bodies: list[State] | None = None, **params):
+        """Pick λ on validation (mean normalized accuracy); return (λ, val score, test per task, merged body).
+
+        ``bodies``: the bodies to merge in place of the experts' own (e.g. trimmed ones), one per
+        index in ``which``; they are scored with the experts' heads against the experts."""
         from nbsupport.merging.methods import merge
 
+        bodies = [self.experts[i].body for i in which] if bodies is None else bodies
         best = None
         for lam in lambdas:
-            body = merge(method, base, [self.experts[i].body for i in which], lam=lam, **params)
+            body = merge(method, base, bodies, lam=lam, **params)
             score = float(np.mean(self.normalized(body, which, "val")))
             if best is None or score > best[1]:
                 best = (lam, score, body)
         lam, score, body = best
         return lam, score, self.normalized(body, which, "test"), body
+
+
+def gain_retained(merged: list[float], base: list[float], expert: list[float]) -> float:
+    """Share of the experts' gain over the base body that the merged body keeps, over tasks:
+    (mean merged - mean base) / (mean expert - mean base) (NaN when the experts gain nothing).
+
+    Unlike normalized accuracy (merged / expert) it does not credit the accuracy a task's head
+    already reaches on the un-fine-tuned body."""
+    gain = float(np.mean(expert) - np.mean(base))
+    return float(np.mean(merged) - np.mean(base)) / gain if gain > 0 else float("nan")

@@ -130,3 +130,27 @@ def l1_rescale(
     if before < eps or after < eps:
         return 1.0
     return before / after
+
+
+# ---------------------------------------------------------------- diagnostics on whole task vectors
+def _flat(tv: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tv.values()])
+
+
+def trim(tv: dict[str, torch.Tensor], density: float, scope: str = "tensor") -> dict[str, torch.Tensor]:
+    """The task vector with all but its top ``density`` magnitudes zeroed (TIES' trim, ties
+    kept): per tensor (mergekit) or over the whole model (``scope="model"``, the TIES paper)."""
+    if scope not in ("tensor", "model"):
+        raise ValueError(f"scope must be 'tensor' or 'model', got {scope!r}")
+    if scope == "model":
+        lo, _ = magnitude_bounds(_flat(tv), density)
+        return {k: v * (v.abs() >= lo) for k, v in tv.items()}
+    return {k: v * (v.abs() >= magnitude_bounds(v, density)[0]) for k, v in tv.items()}
+
+
+def top_share(tv: dict[str, torch.Tensor], density: float, scope: str = "tensor") -> float:
+    """Share of the task vector's squared L2 norm held by the entries :func:`trim` keeps:
+    near 1 when a few large entries carry it, near ``density`` when magnitudes are flat."""
+    total = float(_flat(tv).double().square().sum())
+    kept = float(_flat(trim(tv, density, scope)).double().square().sum())
+    return kept / total if total > 0 else 1.0

@@ -64,3 +64,12 @@ def test_transformer_layer_matches_the_pretrained_model():
         pooled = body(feats)
     want = st.encode(texts, convert_to_tensor=True)  # mean pooling then L2 normalization
     assert torch.allclose(torch.nn.functional.normalize(pooled, dim=-1), want, atol=2e-3)
+
+
+def test_gain_retained():
+    from nbsupport.merging.experiments import gain_retained
+
+    # base 0.5, experts 0.9: a merged body at 0.7 keeps half of the gain (normalized acc 0.78)
+    assert gain_retained([0.7, 0.7], [0.5, 0.5], [0.9, 0.9]) == pytest.approx(0.5)
+    assert gain_retained([0.9, 0.5], [0.5, 0.5], [0.9, 0.9]) == pytest.approx(0.5)  # ratio of means
+    assert np.isnan(gain_retained([0.7], [0.8], [0.8]))

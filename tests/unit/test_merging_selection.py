@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nbsupport.kernels.merge_core import keep_mask
-from nbsupport.merging.selection import l1_rescale, magnitude_bounds, select, stream_seeds
+from nbsupport.merging.selection import l1_rescale, magnitude_bounds, select, stream_seeds, top_share, trim
 
 
 def test_magnitude_bounds_by_brute_force():
@@ -62,3 +62,21 @@ def test_sparsification_matches_mergekit():
         assert torch.equal(got * keep_mask(got, lo, hi, 0.0, 0), want)
         idx, lo, hi = select(t, 0.3, gamma, tie_break="index")
         assert int(keep_mask(idx, lo, hi, 0.0, 0)[idx != 0].sum()) == int((want != 0).sum())
+
+
+def test_trim_and_top_share_by_brute_force():
+    g = torch.Generator().manual_seed(2)
+    tv = {"a": torch.randn(40, generator=g), "b": 10 * torch.randn(60, generator=g)}
+    per_tensor = trim(tv, 0.25)
+    assert [int((v != 0).sum()) for v in per_tensor.values()] == [10, 15]
+    whole = trim(tv, 0.25, scope="model")
+    flat = torch.cat([tv["a"], tv["b"]])
+    top = set(flat.abs().argsort(descending=True)[:25].tolist())
+    got = set(torch.cat([whole["a"], whole["b"]]).nonzero().flatten().tolist())
+    assert got == top
+    share = float(torch.cat([whole["a"], whole["b"]]).square().sum() / flat.square().sum())
+    assert top_share(tv, 0.25, "model") == pytest.approx(share)
+    assert top_share({"c": torch.ones(10)}, 0.3) == pytest.approx(1.0)  # ties: all kept
+    assert top_share(tv, 1.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="scope"):
+        trim(tv, 0.5, scope="layer")
