@@ -148,18 +148,15 @@ class Suite:
                       {k: v.detach().clone() for k, v in m.head.state_dict().items()})
 
     @torch.no_grad()
+    def logits(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> torch.Tensor:
+        """The (n, classes) logits of body + head on one split of ``task``."""
+        m = self.model(body, head, task).eval()
+        x = getattr(self.tasks[task], split).x
+        return torch.cat([m(x[s:s + batch].float()) for s in range(0, len(x), batch)]) if len(x) else torch.zeros(0)
+
     def evaluate(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> dict[str, float]:
         """Accuracy and mean cross-entropy of body + head on one split of ``task``."""
-        m = self.model(body, head, task).eval()
-        data = getattr(self.tasks[task], split)
-        correct, loss = 0, 0.0
-        for s in range(0, len(data.y), batch):
-            logits = m(data.x[s:s + batch].float())
-            y = data.y[s:s + batch]
-            correct += int((logits.argmax(-1) == y).sum())
-            loss += float(F.cross_entropy(logits, y, reduction="sum"))
-        n = max(len(data.y), 1)
-        return {"acc": correct / n, "loss": loss / n}
+        return score_logits(self.logits(body, head, task, split, batch), getattr(self.tasks[task], split).y)
 
     def fisher(self, expert: Expert, n_examples: int = 128, batch: int = 16) -> State:
         """Diagonal Fisher of the expert's body parameters on its task's training inputs."""
@@ -168,6 +165,13 @@ class Suite:
         x = self.tasks[expert.task].train.x[:n_examples].float()
         f = fisher_diagonal(m, [x[s:s + batch] for s in range(0, len(x), batch)])
         return {k.removeprefix("body."): v for k, v in f.items()}
+
+
+def score_logits(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``logits`` for labels ``y`` (an ensemble's averaged logits too)."""
+    if len(y) == 0:
+        return {"acc": 0.0, "loss": 0.0}
+    return {"acc": float((logits.argmax(-1) == y).float().mean()), "loss": float(F.cross_entropy(logits, y))}
 
 
 class Scorer:
@@ -196,12 +200,15 @@ class Scorer:
 
         ``bodies``: the bodies to merge in place of the experts' own (e.g. trimmed ones), one per
         index in ``which``; they are scored with the experts' heads against the experts."""
-        from nbsupport.merging.methods import merge
+        from nbsupport.merging.methods import REGISTRY, merge
 
         bodies = [self.experts[i].body for i in which] if bodies is None else bodies
+        scaled = "lambda" in REGISTRY[method].params
+        if not scaled and lambdas != [1.0]:
+            raise ValueError(f"{method!r} has no λ: pass lambdas=[1.0]")
         best = None
         for lam in lambdas:
-            body = merge(method, base, bodies, lam=lam, **params)
+            body = merge(method, base, bodies, **({"lam": lam} if scaled else {}), **params)
             score = float(np.mean(self.normalized(body, which, "val")))
             if best is None or score > best[1]:
                 best = (lam, score, body)

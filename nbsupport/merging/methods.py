@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -48,8 +49,6 @@ GTA = {
     "breadcrumbs": ("magnitude_outliers", None, False, False),
     "breadcrumbs_ties": ("magnitude_outliers", "sum", False, False),
 }
-METHODS = ("linear", *GTA, "pcb", "fisher", "model_stock", "slerp", "layer_swap")
-NEEDS_BASE = {*GTA, "pcb", "model_stock", "slerp"}
 
 
 class MergeError(ValueError):
@@ -264,116 +263,187 @@ def swap_weights(n_layers: int, bottom: int, top: int, blend: int = 0) -> list[f
     return out
 
 
-# ---------------------------------------------------------------- merge()
-def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **params: Any) -> dict[str, torch.Tensor]:
-    """Merge ``models`` (state dicts of fine-tunes of ``base``) with ``method``; see the module docstring.
+# ---------------------------------------------------------------- the method registry
+class Inputs(NamedTuple):
+    """What a method's implementation receives: the models, the tensors to merge and the parameters."""
 
-    Methods: ``linear`` (Σwθ/Σw; base unused), ``task_arithmetic``, ``ties``, ``dare_linear``,
-    ``dare_ties``, ``breadcrumbs``, ``breadcrumbs_ties`` (mergekit's generalized task
-    arithmetic), ``pcb`` (``density`` = kept ratio r, ``lambda``), ``fisher`` (``fishers``: one
-    diagonal Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models),
-    ``slerp`` (one model, ``t``), ``layer_swap`` (two models: the host gives the middle layers
-    and everything outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``).
-    Non-floating tensors (counters, ids) are copied from the base (or the first model).
-    """
-    if method not in METHODS:
-        raise MergeError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
-    if method in NEEDS_BASE and base is None:
-        raise MergeError(f"merge method {method!r} needs a base model")
-    models = list(models)
-    names = check_compatible(base, models)
-    ref = base if base is not None else models[0]
-    n = len(models)
-    known = {"weight", "density", "gamma", "normalize", "rescale", "lambda", "lam", "seed", "impl",
-             "trim_scope", "int8_mask", "t", "filter_wise", "fishers", "fisher_floor", "bottom", "top",
-             "blend", "layer_pattern", "clip", "n_layers", "tie_break"}
-    unknown = set(params) - known
-    if unknown:
-        raise MergeError(f"unknown parameter(s) {sorted(unknown)} for {method!r}")
-    weight = per_model(params.get("weight", 1.0), n, "weight")
-    density = per_model(params.get("density", 1.0 if method != "pcb" else 0.1), n, "density")
-    gamma = per_model(params.get("gamma", 0.01), n, "gamma")
-    check_density(density)
-    lam = float(params.get("lambda", params.get("lam", 1.0)))
-    out: dict[str, torch.Tensor] = {}
-    floats = [k for k in names if ref[k].is_floating_point()]
-    for k in names:
-        if k not in floats:
-            out[k] = ref[k].clone()
+    base: StateDict | None
+    models: list[StateDict]
+    ref: StateDict
+    floats: list[str]
+    weight: list[float]
+    density: list[float]
+    gamma: list[float]
+    lam: float
+    params: dict[str, Any]
 
-    if method == "linear":
-        norm = params.get("normalize", True)
-        tot = sum(weight) if norm and abs(sum(weight)) > 0 else 1.0
-        for k in floats:
-            acc = sum(w * _work(m[k]) for w, m in zip(weight, models, strict=True))
-            out[k] = (acc / tot).to(ref[k].dtype)
-    elif method in GTA:
+
+@dataclass(frozen=True)
+class MergeMethod:
+    """One merge method, in the spirit of mergekit's method registry: the parameters it accepts
+    (any other is an error, not silently ignored), whether it needs a base model, how many
+    models it takes, and the function computing the merged floating-point tensors."""
+
+    name: str
+    params: tuple[str, ...]
+    needs_base: bool
+    run: Callable[[Inputs], dict[str, torch.Tensor]]
+    models: tuple[int, int | None] = (1, None)
+    doc: str = ""
+
+
+def _linear(x: Inputs) -> dict[str, torch.Tensor]:
+    tot = sum(x.weight) if x.params.get("normalize", True) and abs(sum(x.weight)) > 0 else 1.0
+    return {k: (sum(w * _work(m[k]) for w, m in zip(x.weight, x.models, strict=True)) / tot).to(x.ref[k].dtype)
+            for k in x.floats}
+
+
+def _gta(method: str) -> Callable[[Inputs], dict[str, torch.Tensor]]:
+    def run(x: Inputs) -> dict[str, torch.Tensor]:
         sparsify, _, def_norm, def_rescale = GTA[method]
-        normalize = bool(params.get("normalize", def_norm))
-        rescale = params.get("rescale", def_rescale)
-        seed = int(params.get("seed", 0))
-        scope = params.get("trim_scope", "tensor")
+        p, base, n = x.params, x.base, len(x.models)
+        scope = p.get("trim_scope", "tensor")
         if scope not in ("tensor", "model"):
             raise MergeError(f"trim_scope must be 'tensor' or 'model', got {scope!r}")
         bounds = None
         if scope == "model" and sparsify in ("magnitude", "magnitude_outliers"):
-            bounds = _model_bounds(task_vectors(base, models), sparsify, density, gamma)
-        for k in floats:
-            deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in models]
-            out[k] = gta_tensor(method, base[k], deltas, weight, density, gamma, stream_seeds(seed, n, k),
-                                normalize, rescale, lam, bounds, params.get("impl"), params.get("tie_break", "sort"))
-    elif method == "pcb":
-        tvs = task_vectors(base, models)
-        if params.get("trim_scope", "tensor") == "model":
-            flat = torch.stack([torch.cat([tv[k].reshape(-1) for k in floats]) for tv in tvs])
-            merged = pcb_merge(flat, density[0], params.get("clip", 1e-4))
-            s = 0
-            for k in floats:
-                size = base[k].numel()
-                out[k] = (_work(base[k]) + lam * merged[s:s + size].reshape(base[k].shape)).to(base[k].dtype)
-                s += size
-        else:
-            for k in floats:
-                merged = pcb_merge(torch.stack([tv[k].reshape(-1) for tv in tvs]), density[0], params.get("clip", 1e-4))
-                out[k] = (_work(base[k]) + lam * merged.reshape(base[k].shape)).to(base[k].dtype)
-    elif method == "fisher":
-        fishers = params.get("fishers")
-        if fishers is None or len(fishers) != n:
-            raise MergeError("fisher merging needs fishers=[one diagonal Fisher dict per model]")
-        floor = float(params.get("fisher_floor", 1e-6))
-        for k in floats:
-            if all(k in f for f in fishers):
-                num = sum(w * _work(f[k]).clamp(min=floor) * _work(m[k]) for w, f, m in zip(weight, fishers, models, strict=True))
-                den = sum(w * _work(f[k]).clamp(min=floor) for w, f in zip(weight, fishers, strict=True))
-                out[k] = (num / den).to(ref[k].dtype)
-            else:  # no Fisher for this tensor (e.g. frozen): weighted average
-                out[k] = (sum(w * _work(m[k]) for w, m in zip(weight, models, strict=True)) / sum(weight)).to(ref[k].dtype)
-    elif method == "model_stock":
-        if n < 2:
-            raise MergeError("model_stock needs at least two fine-tuned models")
-        for k in floats:
-            out[k] = model_stock_tensor(base[k], [m[k] for m in models], bool(params.get("filter_wise", False)))
-    elif method == "slerp":
-        if n != 1:
-            raise MergeError(f"slerp interpolates the base and ONE model; got {n}")
-        t = float(params.get("t", 0.5))
-        for k in floats:
-            out[k] = slerp_tensor(t, base[k], models[0][k])
-    elif method == "layer_swap":
-        if n != 2:
-            raise MergeError(f"layer_swap takes two models (host, donor); got {n}")
-        pattern = params.get("layer_pattern", LAYER_PATTERN)
-        layers = {k: layer_of(k, pattern) for k in floats}
-        found = [v for v in layers.values() if v is not None]
-        n_layers = params.get("n_layers") or (max(found) + 1 if found else 0)
-        if not n_layers:
-            raise MergeError(f"no layer index found in tensor names with pattern {pattern!r}")
-        share = swap_weights(int(n_layers), int(params.get("bottom", 1)), int(params.get("top", 1)),
-                             int(params.get("blend", 0)))
-        host, donor = models
-        for k in floats:
-            a = 0.0 if layers[k] is None else share[layers[k]]
-            out[k] = torch.lerp(_work(host[k]), _work(donor[k]), a).to(ref[k].dtype)
+            bounds = _model_bounds(task_vectors(base, x.models), sparsify, x.density, x.gamma)
+        out = {}
+        for k in x.floats:
+            deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in x.models]
+            out[k] = gta_tensor(method, base[k], deltas, x.weight, x.density, x.gamma,
+                                stream_seeds(int(p.get("seed", 0)), n, k), bool(p.get("normalize", def_norm)),
+                                p.get("rescale", def_rescale), x.lam, bounds, p.get("impl"), p.get("tie_break", "sort"))
+        return out
+
+    return run
+
+
+def _pcb(x: Inputs) -> dict[str, torch.Tensor]:
+    tvs = task_vectors(x.base, x.models)
+    clip, out = x.params.get("clip", 1e-4), {}
+    if x.params.get("trim_scope", "tensor") == "model":
+        merged = pcb_merge(torch.stack([torch.cat([tv[k].reshape(-1) for k in x.floats]) for tv in tvs]),
+                           x.density[0], clip)
+        for k, part in zip(x.floats, merged.split([x.base[k].numel() for k in x.floats]), strict=True):
+            out[k] = (_work(x.base[k]) + x.lam * part.reshape(x.base[k].shape)).to(x.base[k].dtype)
+        return out
+    for k in x.floats:
+        merged = pcb_merge(torch.stack([tv[k].reshape(-1) for tv in tvs]), x.density[0], clip)
+        out[k] = (_work(x.base[k]) + x.lam * merged.reshape(x.base[k].shape)).to(x.base[k].dtype)
+    return out
+
+
+def _fisher(x: Inputs) -> dict[str, torch.Tensor]:
+    fishers = x.params.get("fishers")
+    if fishers is None or len(fishers) != len(x.models):
+        raise MergeError("fisher merging needs fishers=[one diagonal Fisher dict per model]")
+    floor = float(x.params.get("fisher_floor", 1e-6))
+    out = {}
+    for k in x.floats:
+        if all(k in f for f in fishers):
+            fw = [w * _work(f[k]).clamp(min=floor) for w, f in zip(x.weight, fishers, strict=True)]
+            out[k] = (sum(f * _work(m[k]) for f, m in zip(fw, x.models, strict=True)) / sum(fw)).to(x.ref[k].dtype)
+        else:  # no Fisher for this tensor (e.g. frozen): weighted average
+            out[k] = (sum(w * _work(m[k]) for w, m in zip(x.weight, x.models, strict=True)) / sum(x.weight)).to(x.ref[k].dtype)
+    return out
+
+
+def _model_stock(x: Inputs) -> dict[str, torch.Tensor]:
+    return {k: model_stock_tensor(x.base[k], [m[k] for m in x.models], bool(x.params.get("filter_wise", False)))
+            for k in x.floats}
+
+
+def _slerp(x: Inputs) -> dict[str, torch.Tensor]:
+    t = float(x.params.get("t", 0.5))
+    return {k: slerp_tensor(t, x.base[k], x.models[0][k]) for k in x.floats}
+
+
+def _layer_swap(x: Inputs) -> dict[str, torch.Tensor]:
+    p = x.params
+    pattern = p.get("layer_pattern", LAYER_PATTERN)
+    layers = {k: layer_of(k, pattern) for k in x.floats}
+    found = [v for v in layers.values() if v is not None]
+    n_layers = p.get("n_layers") or (max(found) + 1 if found else 0)
+    if not n_layers:
+        raise MergeError(f"no layer index found in tensor names with pattern {pattern!r}")
+    share = swap_weights(int(n_layers), int(p.get("bottom", 1)), int(p.get("top", 1)), int(p.get("blend", 0)))
+    host, donor = x.models
+    return {k: torch.lerp(_work(host[k]), _work(donor[k]), 0.0 if layers[k] is None else share[layers[k]]).to(x.ref[k].dtype)
+            for k in x.floats}
+
+
+_GTA_PARAMS = ("weight", "normalize", "lambda", "int8_mask")
+_TRIM_PARAMS = ("density", "trim_scope", "tie_break", "rescale")
+#: Every merge method by name. ``impl`` (the kernel path) is accepted by every method.
+REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
+    MergeMethod("linear", ("weight", "normalize"), False, _linear, doc="Σwθ/Σw; base unused"),
+    MergeMethod("task_arithmetic", _GTA_PARAMS, True, _gta("task_arithmetic")),
+    MergeMethod("ties", (*_GTA_PARAMS, *_TRIM_PARAMS), True, _gta("ties")),
+    MergeMethod("dare_linear", (*_GTA_PARAMS, "density", "rescale", "seed"), True, _gta("dare_linear")),
+    MergeMethod("dare_ties", (*_GTA_PARAMS, "density", "rescale", "seed"), True, _gta("dare_ties")),
+    MergeMethod("breadcrumbs", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs")),
+    MergeMethod("breadcrumbs_ties", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs_ties")),
+    MergeMethod("pcb", ("density", "lambda", "trim_scope", "clip"), True, _pcb, doc="density = kept ratio r"),
+    MergeMethod("fisher", ("weight", "fishers", "fisher_floor"), False, _fisher,
+                doc="fishers: one diagonal Fisher dict per model"),
+    MergeMethod("model_stock", ("filter_wise",), True, _model_stock, models=(2, None)),
+    MergeMethod("slerp", ("t",), True, _slerp, models=(1, 1), doc="the base and ONE model"),
+    MergeMethod("layer_swap", ("bottom", "top", "blend", "layer_pattern", "n_layers"), False, _layer_swap,
+                models=(2, 2), doc="(host, donor)"),
+]}
+METHODS = tuple(REGISTRY)
+NEEDS_BASE = {name for name, m in REGISTRY.items() if m.needs_base}
+
+
+def _check_params(spec: MergeMethod, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with ``lam`` spelled ``lambda``; raises one line naming the method's parameters."""
+    params = dict(params)
+    if "lam" in params:
+        if "lambda" in params:
+            raise MergeError("pass lambda once: as lam= or as **{'lambda': x}, not both")
+        params["lambda"] = params.pop("lam")
+    bad = sorted(set(params) - set(spec.params) - {"impl"})
+    if bad:
+        raise MergeError(f"{spec.name!r} does not take {', '.join(bad)}; its parameters are: "
+                         f"{', '.join(spec.params) or 'none'} (and impl)")
+    return params
+
+
+# ---------------------------------------------------------------- merge()
+def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **params: Any) -> dict[str, torch.Tensor]:
+    """Merge ``models`` (state dicts of fine-tunes of ``base``) with ``method``; see the module docstring.
+
+    Methods (:data:`REGISTRY` lists each one's parameters): ``linear`` (Σwθ/Σw; base unused),
+    ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
+    ``breadcrumbs_ties`` (mergekit's generalized task arithmetic), ``pcb`` (``density`` = kept
+    ratio r, ``lambda``), ``fisher`` (``fishers``: one diagonal Fisher dict per model, ``weight`` =
+    λᵢ), ``model_stock`` (≥ 2 models), ``slerp`` (one model, ``t``), ``layer_swap`` (two models:
+    the host gives the middle layers and everything outside layers, the donor its ``bottom`` and
+    ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
+    ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first model).
+    """
+    spec = REGISTRY.get(method)
+    if spec is None:
+        raise MergeError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
+    params = _check_params(spec, params)
+    if spec.needs_base and base is None:
+        raise MergeError(f"merge method {method!r} needs a base model")
+    models = list(models)
+    names = check_compatible(base, models)
+    lo, hi = spec.models
+    if len(models) < lo or (hi is not None and len(models) > hi):
+        want = f"exactly {lo}" if lo == hi else f"at least {lo}"
+        raise MergeError(f"{method!r} takes {want} model(s) ({spec.doc or 'besides the base'}); got {len(models)}")
+    ref = base if base is not None else models[0]
+    n = len(models)
+    density = per_model(params.get("density", 1.0 if method != "pcb" else 0.1), n, "density")
+    check_density(density)
+    floats = [k for k in names if ref[k].is_floating_point()]
+    x = Inputs(base, models, ref, floats, per_model(params.get("weight", 1.0), n, "weight"), density,
+               per_model(params.get("gamma", 0.01), n, "gamma"), float(params.get("lambda", 1.0)), params)
+    out = {k: ref[k].clone() for k in names if k not in floats}
+    out.update(spec.run(x))
     return {k: out[k] for k in names}
 
 

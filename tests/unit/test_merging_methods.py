@@ -14,7 +14,7 @@ from nbsupport.merging import (
     task_vectors,
     uniform_soup,
 )
-from nbsupport.merging.methods import pcb_merge, swap_weights
+from nbsupport.merging.methods import NEEDS_BASE, REGISTRY, pcb_merge, swap_weights
 from nbsupport.merging.selection import stream_seeds
 
 SHAPES = {"a.weight": (6, 5), "a.bias": (6,), "layers.0.w": (4, 4), "layers.1.w": (4, 4), "layers.2.w": (4, 4)}
@@ -168,7 +168,7 @@ def test_edge_cases(setup):
     base, models = setup
     # all-zero task vectors: the base comes back exactly, no NaN
     for method in ("ties", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "pcb", "model_stock"):
-        out = merge(method, base, [base, base], density=0.5)
+        out = merge(method, base, [base, base], **({} if method == "model_stock" else {"density": 0.5}))
         close(out, base, 0)
     # ties in magnitude: exactly k = 2 entries are kept; by index, the first two tied ones
     b0 = {"w": torch.zeros(10)}
@@ -286,5 +286,28 @@ def test_errors(setup):
         merge("task_arithmetic", base, [{**models[0], "a.bias": torch.zeros(7)}])
     with pytest.raises(MergeError, match="weight has 2 values"):
         merge("ties", base, models, weight=[1, 2])
-    with pytest.raises(MergeError, match="unknown parameter"):
+    with pytest.raises(MergeError, match="'ties' does not take densty; its parameters are: .*density"):
         merge("ties", base, models, densty=0.5)
+
+
+def test_registry_declares_parameters(setup):
+    """Each method takes exactly the parameters the registry declares; any other fails with one
+    line naming the method's parameters (mergekit's registry rejects them too)."""
+    base, models = setup
+    with pytest.raises(MergeError) as err:
+        merge("linear", None, models, density=0.5)
+    msg = str(err.value)
+    assert "\n" not in msg and msg == "'linear' does not take density; its parameters are: weight, normalize (and impl)"
+    with pytest.raises(MergeError, match="'ties' does not take t; its parameters are"):
+        merge("ties", base, models, t=0.5)
+    with pytest.raises(MergeError, match="needs a base"):
+        merge("ties", None, models)
+    with pytest.raises(MergeError, match="exactly 1 model"):
+        merge("slerp", base, models)
+    with pytest.raises(MergeError, match="lambda once"):
+        merge("ties", base, models, lam=1.0, **{"lambda": 2.0})
+    for name, spec in REGISTRY.items():
+        assert spec.name == name and len(set(spec.params)) == len(spec.params)
+        assert (name in NEEDS_BASE) == spec.needs_base
+    # lam is lambda: both spellings give the same tensors
+    close(merge("ties", base, models, lam=0.7), merge("ties", base, models, **{"lambda": 0.7}), 0)

@@ -73,3 +73,14 @@ def test_gain_retained():
     assert gain_retained([0.7, 0.7], [0.5, 0.5], [0.9, 0.9]) == pytest.approx(0.5)
     assert gain_retained([0.9, 0.5], [0.5, 0.5], [0.9, 0.9]) == pytest.approx(0.5)  # ratio of means
     assert np.isnan(gain_retained([0.7], [0.8], [0.8]))
+
+
+def test_score_logits():
+    from nbsupport.merging.experiments import score_logits
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    y = torch.tensor([0, 1, 1])
+    got = score_logits(logits, y)
+    assert got["acc"] == pytest.approx(2 / 3)
+    want = -np.mean([np.log(np.exp(2) / (np.exp(2) + 1)), np.log(np.e / (np.e + 1)), np.log(1 / (np.exp(3) + 1))])
+    assert got["loss"] == pytest.approx(want, rel=1e-6)
