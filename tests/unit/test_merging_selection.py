@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from nbsupport.kernels.merge_core import keep_mask
-from nbsupport.merging.selection import l1_rescale, magnitude_bounds, select, stream_seeds, top_share, trim
+from nbsupport.merging.selection import (
+    l1_rescale,
+    magnitude_bounds,
+    select,
+    stream_seeds,
+    top_share,
+    trim,
+)
 
 
 def test_magnitude_bounds_by_brute_force():
