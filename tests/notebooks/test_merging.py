@@ -38,10 +38,15 @@ def test_task_vectors_and_interference(run_notebook):
 
 def test_fisher_and_layer_swapping(run_notebook):
     rec, claims = run_notebook("merging/03_fisher_and_layer_swapping.ipynb")
-    claims_present(claims, ["fisher_beats_average", "layer_swap_beats_average", "layer_swap_beats_experts"])
+    claims_present(claims, ["fisher_beats_average", "layer_swap_beats_average", "layer_swap_beats_experts",
+                            "layer_swap_composes"])
     acc = rec["normalized_acc_test"]
     assert {"average", "Fisher", "best layer swap"} <= set(acc) and finite(acc)
     assert finite(rec["swap_val"]) and len(rec["swap_val"]) == 2 * 10
     assert all(0 <= v <= 1 for v in rec["fisher_mass_share_A"].values())
     assert 0 <= rec["fisher_at_floor"] <= 1
     assert all(len(v) == 3 and min(v) >= 0 for v in rec["task_vector_norm_per_layer"].values())
+    comp = rec["composition_target_acc"]
+    assert set(comp) == {"task expert", "language expert's body", "average", "best layer swap"}
+    assert all(0 <= v <= 1 for v in comp.values()) and all(0 <= v <= 1 for v in rec["composition_own_acc"].values())
+    assert all(len(v) == 3 for v in rec["composition_task_vector_norm_per_layer"].values())

@@ -20,6 +20,11 @@ def test_mnist_tasks_derive_labels():
     assert np.array_equal(tasks.mnist_task("loops").labels[y == 8], np.full((y == 8).sum(), 2))
     rot = tasks.mnist_task("digit_rot90").images
     assert np.allclose(rot[0, 0], np.rot90(digit.images[0, 0]))
+    parity_rot = tasks.mnist_task("parity_rot90")
+    assert np.array_equal(parity_rot.images, rot) and np.array_equal(parity_rot.labels, y % 2)
+    assert np.allclose(tasks.mnist_task("high_inverted").images, 1 - digit.images)
+    with pytest.raises(ValueError, match="suffix"):
+        tasks.mnist_task("parity_rot45")
     with pytest.raises(ValueError):
         tasks.mnist_task("nope")
 
