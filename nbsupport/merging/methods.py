@@ -6,7 +6,9 @@
   (fraction kept, default 1; DARE's drop rate is ``p = 1 - density``), ``gamma``
   (Breadcrumbs' outlier fraction, default 0.01);
 - shared: ``normalize``, ``rescale``, ``lambda`` (pass ``lam=`` or ``**{"lambda": x}``),
-  ``seed`` (DARE), ``t`` (SLERP), ``filter_wise`` (Model Stock), ``impl`` (kernel path).
+  ``seed`` (DARE), ``t`` (SLERP), ``filter_wise`` (Model Stock), ``select_topk`` (SCE),
+  ``impl`` (kernel path). Each method takes only the parameters :data:`REGISTRY` declares
+  for it; any other is an error naming them.
 
 mergekit semantics by default, so a mergekit config gives the same tensors (DARE draws its
 own reproducible mask, so only its distribution matches mergekit's ``torch.bernoulli``).
@@ -22,7 +24,7 @@ The papers' variants are a parameter away:
   tensors that have such ties).
 
 References: task arithmetic (Ilharco et al. 2023), TIES (Yadav et al. 2023), DARE (Yu et al.
-2024), Model Breadcrumbs (Davari & Belilovsky 2023), PCB (Du et al. 2024), Fisher merging
+2024), Model Breadcrumbs (Davari & Belilovsky 2023), PCB (Du et al. 2024), SCE (Wan et al. 2024), Fisher merging
 (Matena & Raffel 2022), Model Stock (Jang et al. 2024), layer swapping (Bandarkar et al. 2024).
 """
 
@@ -200,6 +202,37 @@ def pcb_merge(tvs: torch.Tensor, density: float, clip: float = 1e-4) -> torch.Te
     return (tvs.sign() * mag * beta).sum(0) / beta.sum(0).clamp(min=1e-12)
 
 
+# ---------------------------------------------------------------- SCE
+def sce_tensor(base: torch.Tensor, models: list[torch.Tensor], select_topk: float = 1.0) -> torch.Tensor:
+    """SCE (Wan et al. 2024, "FuseChat: Knowledge Fusion of Chat Models", §3.3), as mergekit's ``sce``.
+
+    Select: keep the coordinates whose task-vector variance across models (population variance)
+    is among the top ``select_topk`` of the coordinates with nonzero variance (all when
+    ``select_topk >= 1``, none when the count rounds to 0). Calculate: one weight per model,
+    ``wᵢ = mean(τᵢ²) / Σⱼ mean(τⱼ²)`` (uniform when all are 0). Erase: per coordinate, drop
+    the entries whose sign differs from the sign of Σᵢτᵢ (+ on ties). Then
+    ``θ = θ₀ + Σᵢ wᵢaᵢτᵢ / Σᵢ wᵢaᵢ`` (the divisor 1 where no entry is kept).
+    """
+    b = _work(base)
+    tvs = torch.stack([_work(m) - b for m in models])
+    if select_topk < 1:
+        var = tvs.var(0, unbiased=False).reshape(-1)
+        k = int(abs(select_topk) * int(torch.count_nonzero(var)))
+        keep = torch.zeros_like(var)
+        if k > 0:
+            keep[torch.topk(var.abs(), k).indices] = 1
+        tvs = tvs * keep.reshape(b.shape)
+    energy = [float(t.square().sum()) / max(t.numel(), 1) for t in tvs]
+    total = sum(energy)
+    w = torch.tensor([e / total for e in energy] if total > 0 else [1 / len(energy)] * len(energy), dtype=tvs.dtype)
+    w = w.reshape(-1, *([1] * b.dim()))
+    majority = torch.where(tvs.sum(0) >= 0, 1.0, -1.0).to(tvs.dtype)
+    kept = w * (tvs.sign() == majority)
+    div = kept.sum(0)
+    div[div == 0] = 1
+    return (b + (tvs * kept).sum(0) / div).to(base.dtype)
+
+
 # ---------------------------------------------------------------- other per-tensor methods
 def model_stock_tensor(base: torch.Tensor, models: list[torch.Tensor], filter_wise: bool = False) -> torch.Tensor:
     """Model Stock (Jang et al. 2024): t = N·c/(1+(N-1)c), θ = t·mean θᵢ + (1-t)·θ₀ (mergekit)."""
@@ -349,6 +382,11 @@ def _fisher(x: Inputs) -> dict[str, torch.Tensor]:
     return out
 
 
+def _sce(x: Inputs) -> dict[str, torch.Tensor]:
+    topk = float(x.params.get("select_topk", 1.0))
+    return {k: sce_tensor(x.base[k], [m[k] for m in x.models], topk) for k in x.floats}
+
+
 def _model_stock(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: model_stock_tensor(x.base[k], [m[k] for m in x.models], bool(x.params.get("filter_wise", False)))
             for k in x.floats}
@@ -385,6 +423,7 @@ REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
     MergeMethod("breadcrumbs", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs")),
     MergeMethod("breadcrumbs_ties", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs_ties")),
     MergeMethod("pcb", ("density", "lambda", "trim_scope", "clip"), True, _pcb, doc="density = kept ratio r"),
+    MergeMethod("sce", ("select_topk", "int8_mask"), True, _sce),
     MergeMethod("fisher", ("weight", "fishers", "fisher_floor"), False, _fisher,
                 doc="fishers: one diagonal Fisher dict per model"),
     MergeMethod("model_stock", ("filter_wise",), True, _model_stock, models=(2, None)),
@@ -417,10 +456,10 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     Methods (:data:`REGISTRY` lists each one's parameters): ``linear`` (Σwθ/Σw; base unused),
     ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
     ``breadcrumbs_ties`` (mergekit's generalized task arithmetic), ``pcb`` (``density`` = kept
-    ratio r, ``lambda``), ``fisher`` (``fishers``: one diagonal Fisher dict per model, ``weight`` =
-    λᵢ), ``model_stock`` (≥ 2 models), ``slerp`` (one model, ``t``), ``layer_swap`` (two models:
-    the host gives the middle layers and everything outside layers, the donor its ``bottom`` and
-    ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
+    ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
+    Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``slerp`` (one
+    model, ``t``), ``layer_swap`` (two models: the host gives the middle layers and everything
+    outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
     ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first model).
     """
     spec = REGISTRY.get(method)

@@ -311,3 +311,29 @@ def test_registry_declares_parameters(setup):
         assert (name in NEEDS_BASE) == spec.needs_base
     # lam is lambda: both spellings give the same tensors
     close(merge("ties", base, models, lam=0.7), merge("ties", base, models, **{"lambda": 0.7}), 0)
+
+
+def test_sce_by_brute_force(setup):
+    """SCE (FuseChat §3.3, mergekit's sce) coordinate by coordinate in plain Python."""
+    base, models = setup
+    for topk in (1.0, 0.5):
+        got = merge("sce", base, models, select_topk=topk)
+        for k in base:
+            b = base[k].double().reshape(-1).tolist()
+            tv = [[x - y for x, y in zip(m[k].double().reshape(-1).tolist(), b, strict=True)] for m in models]
+            n, size = len(tv), len(b)
+            var = [sum((t[j] - sum(u[j] for u in tv) / n) ** 2 for t in tv) / n for j in range(size)]
+            nonzero = sum(v != 0 for v in var)
+            top = sorted(range(size), key=lambda j: -var[j])[: int(topk * nonzero)] if topk < 1 else range(size)
+            tv = [[t[j] if j in set(top) else 0.0 for j in range(size)] for t in tv]
+            energy = [sum(x * x for x in t) / size for t in tv]
+            w = [e / sum(energy) for e in energy]
+            want = []
+            for j in range(size):
+                sign = 1.0 if sum(t[j] for t in tv) >= 0 else -1.0
+                agree = [i for i in range(n) if tv[i][j] != 0 and math.copysign(1, tv[i][j]) == sign]
+                div = sum(w[i] for i in agree) or 1.0
+                want.append(b[j] + sum(w[i] * tv[i][j] for i in agree) / div)
+            assert torch.allclose(got[k].double().reshape(-1), torch.tensor(want, dtype=torch.float64), atol=1e-6), k
+    with pytest.raises(MergeError, match="'sce' does not take density"):
+        merge("sce", base, models, density=0.5)
