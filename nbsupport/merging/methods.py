@@ -274,6 +274,31 @@ def slerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: fl
     return out.reshape(v0.shape).to(v0.dtype)
 
 
+def nuslerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor, row_wise: bool = False, flatten: bool = True,
+                   eps: float = 1e-8) -> torch.Tensor:
+    """NuSLERP (mergekit's ``nuslerp``): spherical interpolation of ``v0`` and ``v1`` at ``t``,
+    ``(sin((1-t)θ)·v0 + sin(tθ)·v1) / sin θ`` with θ the angle between them, over the whole
+    tensor (``flatten``), per row of the last dimension, or per column (``row_wise``: along
+    dimension 0); linear where ``|sin θ| < eps``. Unlike :func:`slerp_tensor` the inputs are
+    not re-normalized: the result interpolates the vectors themselves."""
+    a, b = _work(v0), _work(v1)
+    shape = a.shape
+    if flatten:
+        a, b = a.reshape(-1), b.reshape(-1)
+    elif row_wise:
+        a, b = a.transpose(0, -1), b.transpose(0, -1)
+    ua = a / a.norm(dim=-1, keepdim=True).clamp(min=1e-7)
+    ub = b / b.norm(dim=-1, keepdim=True).clamp(min=1e-7)
+    theta = torch.acos((ua * ub).sum(-1, keepdim=True).clamp(-1, 1))
+    sin = torch.sin(theta)
+    colinear = sin.abs() < eps
+    res = (torch.sin((1 - t) * theta) * a + torch.sin(t * theta) * b) / torch.where(colinear, torch.ones_like(sin), sin)
+    res = torch.where(colinear, (1 - t) * a + t * b, res)
+    if row_wise and not flatten:
+        res = res.transpose(0, -1)
+    return res.reshape(shape).to(v0.dtype)
+
+
 LAYER_PATTERN = r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)\."
 
 
@@ -387,6 +412,21 @@ def _sce(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: sce_tensor(x.base[k], [m[k] for m in x.models], topk) for k in x.floats}
 
 
+def _nuslerp(x: Inputs) -> dict[str, torch.Tensor]:
+    w0, w1 = x.weight
+    t = 0.5 if abs(w0 + w1) < 1e-6 else w1 / (w0 + w1)
+    row, flat = bool(x.params.get("nuslerp_row_wise", False)), bool(x.params.get("nuslerp_flatten", True))
+    out = {}
+    for k in x.floats:
+        a, b = x.models[0][k], x.models[1][k]
+        if x.base is None:
+            out[k] = nuslerp_tensor(t, a, b, row, flat)
+        else:
+            base = _work(x.base[k])
+            out[k] = (base + nuslerp_tensor(t, _work(a) - base, _work(b) - base, row, flat)).to(x.base[k].dtype)
+    return out
+
+
 def _model_stock(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: model_stock_tensor(x.base[k], [m[k] for m in x.models], bool(x.params.get("filter_wise", False)))
             for k in x.floats}
@@ -428,6 +468,8 @@ REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
                 doc="fishers: one diagonal Fisher dict per model"),
     MergeMethod("model_stock", ("filter_wise",), True, _model_stock, models=(2, None)),
     MergeMethod("slerp", ("t",), True, _slerp, models=(1, 1), doc="the base and ONE model"),
+    MergeMethod("nuslerp", ("weight", "nuslerp_row_wise", "nuslerp_flatten"), False, _nuslerp, models=(2, 2),
+                doc="two models, t = w₂/(w₁+w₂); with a base, their task vectors"),
     MergeMethod("layer_swap", ("bottom", "top", "blend", "layer_pattern", "n_layers"), False, _layer_swap,
                 models=(2, 2), doc="(host, donor)"),
 ]}
@@ -458,9 +500,11 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     ``breadcrumbs_ties`` (mergekit's generalized task arithmetic), ``pcb`` (``density`` = kept
     ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
     Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``slerp`` (one
-    model, ``t``), ``layer_swap`` (two models: the host gives the middle layers and everything
-    outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
-    ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first model).
+    model, ``t``), ``nuslerp`` (two models, optional base), ``layer_swap`` (two models: the
+    host gives the middle layers and everything outside layers, the donor its ``bottom`` and
+    ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
+    ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first
+    model).
     """
     spec = REGISTRY.get(method)
     if spec is None:

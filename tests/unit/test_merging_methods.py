@@ -337,3 +337,36 @@ def test_sce_by_brute_force(setup):
             assert torch.allclose(got[k].double().reshape(-1), torch.tensor(want, dtype=torch.float64), atol=1e-6), k
     with pytest.raises(MergeError, match="'sce' does not take density"):
         merge("sce", base, models, density=0.5)
+
+
+def _slerp_rows(t, a, b):
+    """Spherical interpolation of each row of two float64 matrices, written out in plain Python."""
+    out = []
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        nx, ny = math.sqrt(sum(v * v for v in x)), math.sqrt(sum(v * v for v in y))
+        theta = math.acos(max(-1.0, min(1.0, sum(p * q for p, q in zip(x, y, strict=True)) / (nx * ny))))
+        s = math.sin(theta)
+        out.append([(math.sin((1 - t) * theta) * p + math.sin(t * theta) * q) / s for p, q in zip(x, y, strict=True)])
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_nuslerp_by_brute_force(setup):
+    base, models = setup
+    a, b = models[0]["a.weight"].double(), models[1]["a.weight"].double()
+    t = 2 / 3  # weights 1 and 2
+    got = merge("nuslerp", None, models[:2], weight=[1, 2])["a.weight"].double()
+    assert torch.allclose(got, _slerp_rows(t, a.reshape(1, -1), b.reshape(1, -1)).reshape(a.shape), atol=1e-5)
+    got = merge("nuslerp", None, models[:2], weight=[1, 2], nuslerp_flatten=False)["a.weight"].double()
+    assert torch.allclose(got, _slerp_rows(t, a, b), atol=1e-5)  # per row
+    got = merge("nuslerp", None, models[:2], weight=[1, 2], nuslerp_flatten=False, nuslerp_row_wise=True)
+    assert torch.allclose(got["a.weight"].double(), _slerp_rows(t, a.T, b.T).T, atol=1e-5)  # per column
+    # with a base: the task vectors are interpolated and added to it
+    b0 = base["a.weight"].double()
+    got = merge("nuslerp", base, models[:2], weight=[1, 2])["a.weight"].double()
+    want = b0 + _slerp_rows(t, (a - b0).reshape(1, -1), (b - b0).reshape(1, -1)).reshape(a.shape)
+    assert torch.allclose(got, want, atol=1e-5)
+    # colinear inputs: linear interpolation
+    same = merge("nuslerp", None, [models[0], models[0]], weight=[1, 1])
+    close(same, models[0], 1e-5)
+    with pytest.raises(MergeError, match="exactly 2 model"):
+        merge("nuslerp", None, models)
