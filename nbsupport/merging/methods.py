@@ -299,6 +299,42 @@ def nuslerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor, row_wise: bool 
     return res.reshape(shape).to(v0.dtype)
 
 
+def karcher_tensor(tensors: list[torch.Tensor], max_iter: int = 10, tol: float = 1e-5) -> torch.Tensor:
+    """The Karcher (Fréchet) mean of the tensors' directions on the unit sphere, times their mean
+    norm (mergekit's ``karcher``, equal weights).
+
+    Directions ``uᵢ = θᵢ/‖θᵢ‖`` (tensors with norm ≤ ``tol`` take no part); start from the
+    normalized mean of the ``uᵢ`` and take up to ``max_iter`` Riemannian gradient steps
+    ``m ← cos‖v‖·m + sin‖v‖·v/‖v‖`` with ``v = Σᵢ (1/k)·θᵢ/sin θᵢ·(uᵢ - cos θᵢ·m)``,
+    ``θᵢ = arccos(m·uᵢ)`` (the mean of the log maps), stopping when ``‖v‖ < tol``. The result
+    is ``m · mean ‖θᵢ‖`` (zero-norm tensors count in that mean).
+    """
+    if len(tensors) == 1:
+        return tensors[0].clone()
+    work = [_work(t).reshape(-1) for t in tensors]
+    norms = [float(torch.linalg.vector_norm(t)) for t in work]
+    units = [t / n for t, n in zip(work, norms, strict=True) if n > tol]
+    if not units:
+        return torch.zeros_like(tensors[0])
+    alpha = 1.0 / len(units)
+    mean = sum(alpha * u for u in units)
+    mean = units[0].clone() if float(mean.norm()) < tol else mean / mean.norm()
+    for _ in range(max_iter):
+        tangent = torch.zeros_like(mean)
+        for u in units:
+            dot = torch.clamp(mean @ u, -1.0, 1.0)
+            theta = torch.arccos(dot)
+            if float(theta) >= tol:
+                tangent += alpha * (theta / torch.sin(theta)) * (u - dot * mean)
+        size = tangent.norm()
+        if float(size) < tol:
+            break
+        mean = torch.cos(size) * mean + torch.sin(size) * (tangent / size)
+        if float(mean.norm()) > tol:
+            mean = mean / mean.norm()
+    return (sum(norms) / len(norms) * mean).reshape(tensors[0].shape).to(tensors[0].dtype)
+
+
 LAYER_PATTERN = r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)\."
 
 
@@ -427,6 +463,11 @@ def _nuslerp(x: Inputs) -> dict[str, torch.Tensor]:
     return out
 
 
+def _karcher(x: Inputs) -> dict[str, torch.Tensor]:
+    it, tol = int(x.params.get("max_iter", 10)), float(x.params.get("tol", 1e-5))
+    return {k: karcher_tensor([m[k] for m in x.models], it, tol) for k in x.floats}
+
+
 def _model_stock(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: model_stock_tensor(x.base[k], [m[k] for m in x.models], bool(x.params.get("filter_wise", False)))
             for k in x.floats}
@@ -467,6 +508,7 @@ REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
     MergeMethod("fisher", ("weight", "fishers", "fisher_floor"), False, _fisher,
                 doc="fishers: one diagonal Fisher dict per model"),
     MergeMethod("model_stock", ("filter_wise",), True, _model_stock, models=(2, None)),
+    MergeMethod("karcher", ("max_iter", "tol"), False, _karcher, doc="base unused"),
     MergeMethod("slerp", ("t",), True, _slerp, models=(1, 1), doc="the base and ONE model"),
     MergeMethod("nuslerp", ("weight", "nuslerp_row_wise", "nuslerp_flatten"), False, _nuslerp, models=(2, 2),
                 doc="two models, t = w₂/(w₁+w₂); with a base, their task vectors"),
@@ -499,10 +541,10 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
     ``breadcrumbs_ties`` (mergekit's generalized task arithmetic), ``pcb`` (``density`` = kept
     ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
-    Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``slerp`` (one
-    model, ``t``), ``nuslerp`` (two models, optional base), ``layer_swap`` (two models: the
-    host gives the middle layers and everything outside layers, the donor its ``bottom`` and
-    ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
+    Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``karcher`` (the
+    Karcher mean of directions; base unused), ``slerp`` (one model, ``t``), ``nuslerp`` (two
+    models, optional base), ``layer_swap`` (two models: the host gives the middle layers and
+    everything outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
     ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first
     model).
     """

@@ -370,3 +370,25 @@ def test_nuslerp_by_brute_force(setup):
     close(same, models[0], 1e-5)
     with pytest.raises(MergeError, match="exactly 2 model"):
         merge("nuslerp", None, models)
+
+
+def test_karcher_mean(setup):
+    _, models = setup
+    # two tensors: the mean direction is the geodesic midpoint, scaled by the mean norm
+    got = merge("karcher", None, models[:2], max_iter=50, tol=1e-9)["a.weight"].double()
+    a, b = models[0]["a.weight"].double().reshape(1, -1), models[1]["a.weight"].double().reshape(1, -1)
+    ua, ub = a / a.norm(), b / b.norm()
+    want = _slerp_rows(0.5, ua, ub) * (a.norm() + b.norm()) / 2
+    assert torch.allclose(got.reshape(1, -1), want, atol=1e-5)
+    # three tensors: at the Karcher mean the log maps of the directions sum to zero
+    got = merge("karcher", None, models, max_iter=100, tol=1e-10)["a.weight"].double().reshape(-1)
+    m = got / got.norm()
+    tangent = torch.zeros_like(m)
+    for model in models:
+        u = model["a.weight"].double().reshape(-1)
+        u = u / u.norm()
+        c = torch.clamp(m @ u, -1, 1)
+        tangent += torch.arccos(c) / torch.sin(torch.arccos(c)) * (u - c * m)
+    assert float(tangent.norm()) < 1e-4
+    assert float(got.norm()) == pytest.approx(sum(float(mm["a.weight"].double().norm()) for mm in models) / 3, rel=1e-5)
+    close(merge("karcher", None, [models[0], models[0]]), models[0], 1e-5)
