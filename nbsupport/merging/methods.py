@@ -335,6 +335,25 @@ def karcher_tensor(tensors: list[torch.Tensor], max_iter: int = 10, tol: float =
     return (sum(norms) / len(norms) * mean).reshape(tensors[0].shape).to(tensors[0].dtype)
 
 
+def arcee_fusion_tensor(base: torch.Tensor, model: torch.Tensor) -> torch.Tensor:
+    """Arcee Fusion (mergekit's ``arcee_fusion``): keep the model's change only where it matters.
+
+    Importance ``|θ - θ₀| · KL(softmax(θ) ‖ softmax(θ₀))``, the KL taken along the last
+    dimension (softmax + 1e-8 on both sides); the threshold is ``median + 1.5·(q3 - q1)`` of the
+    importances, each quantile the sorted value at index ``⌊q·(n-1)⌋``; ``θ₀ + (θ - θ₀)·[importance ≥
+    threshold]``. mergekit estimates the quantiles from a random sample of 1M entries for
+    larger tensors; here they are exact (the same values up to 1M entries).
+    """
+    b, m = _work(base), _work(model)
+    p = torch.softmax(m, dim=-1) + 1e-8
+    q = torch.softmax(b, dim=-1) + 1e-8
+    importance = (m - b).abs() * (p * torch.log(p / q)).sum(-1, keepdim=True)
+    flat = importance.reshape(-1).sort().values
+    q1, median, q3 = (flat[int(f * (flat.numel() - 1))] for f in (0.25, 0.5, 0.75))
+    keep = importance >= median + 1.5 * (q3 - q1)
+    return (b + (m - b) * keep).to(base.dtype)
+
+
 LAYER_PATTERN = r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)\."
 
 
@@ -468,6 +487,10 @@ def _karcher(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: karcher_tensor([m[k] for m in x.models], it, tol) for k in x.floats}
 
 
+def _arcee_fusion(x: Inputs) -> dict[str, torch.Tensor]:
+    return {k: arcee_fusion_tensor(x.base[k], x.models[0][k]) for k in x.floats}
+
+
 def _model_stock(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: model_stock_tensor(x.base[k], [m[k] for m in x.models], bool(x.params.get("filter_wise", False)))
             for k in x.floats}
@@ -509,6 +532,7 @@ REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
                 doc="fishers: one diagonal Fisher dict per model"),
     MergeMethod("model_stock", ("filter_wise",), True, _model_stock, models=(2, None)),
     MergeMethod("karcher", ("max_iter", "tol"), False, _karcher, doc="base unused"),
+    MergeMethod("arcee_fusion", (), True, _arcee_fusion, models=(1, 1), doc="the base and ONE model"),
     MergeMethod("slerp", ("t",), True, _slerp, models=(1, 1), doc="the base and ONE model"),
     MergeMethod("nuslerp", ("weight", "nuslerp_row_wise", "nuslerp_flatten"), False, _nuslerp, models=(2, 2),
                 doc="two models, t = w₂/(w₁+w₂); with a base, their task vectors"),
@@ -543,8 +567,9 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
     Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``karcher`` (the
     Karcher mean of directions; base unused), ``slerp`` (one model, ``t``), ``nuslerp`` (two
-    models, optional base), ``layer_swap`` (two models: the host gives the middle layers and
-    everything outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
+    models, optional base), ``arcee_fusion`` (one model), ``layer_swap`` (two models: the host
+    gives the middle layers and everything outside layers, the donor its ``bottom`` and
+    ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
     ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first
     model).
     """

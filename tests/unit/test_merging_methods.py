@@ -392,3 +392,24 @@ def test_karcher_mean(setup):
     assert float(tangent.norm()) < 1e-4
     assert float(got.norm()) == pytest.approx(sum(float(mm["a.weight"].double().norm()) for mm in models) / 3, rel=1e-5)
     close(merge("karcher", None, [models[0], models[0]]), models[0], 1e-5)
+
+
+def test_arcee_fusion_by_brute_force(setup):
+    base, models = setup
+    got = merge("arcee_fusion", base, models[:1])
+    for k in base:
+        b, m = base[k].double(), models[0][k].double()
+        rows_b, rows_m = b.reshape(-1, b.shape[-1]).tolist(), m.reshape(-1, m.shape[-1]).tolist()
+        imp = []
+        for rb, rm in zip(rows_b, rows_m, strict=True):
+            zb, zm = sum(math.exp(v) for v in rb), sum(math.exp(v) for v in rm)
+            kl = sum((math.exp(x) / zm + 1e-8) * math.log((math.exp(x) / zm + 1e-8) / (math.exp(y) / zb + 1e-8))
+                     for x, y in zip(rm, rb, strict=True))
+            imp += [abs(x - y) * kl for x, y in zip(rm, rb, strict=True)]
+        srt = sorted(imp)
+        q1, med, q3 = (srt[int(f * (len(srt) - 1))] for f in (0.25, 0.5, 0.75))
+        want = [y + (x - y) * (i >= med + 1.5 * (q3 - q1))
+                for x, y, i in zip(m.reshape(-1).tolist(), b.reshape(-1).tolist(), imp, strict=True)]
+        assert torch.allclose(got[k].double().reshape(-1), torch.tensor(want, dtype=torch.float64), atol=1e-6), k
+    with pytest.raises(MergeError, match="exactly 1 model"):
+        merge("arcee_fusion", base, models)
