@@ -13,6 +13,7 @@ from typing import Any
 from nbsupport.env import device, seed_everything
 from nbsupport.record import check_claim, read_claims, read_records, record
 from nbsupport.scales import SCALES, preset
+from nbsupport.sweep import sweep
 from nbsupport.viz import setup as _viz_setup
 
 __version__ = "0.1.0"
@@ -21,6 +22,8 @@ __all__ = [
     "seed_everything", "sweep",
 ]
 
+# ``nbsupport.sweep`` is the function: bound above, after Python set the package attribute, and
+# never rebound because the package is imported only once.
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
          "train", "viz", "runner"}
 
@@ -30,6 +33,4 @@ _viz_setup()
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return importlib.import_module(f"nbsupport.{name}")
-    if name == "sweep":
-        return importlib.import_module("nbsupport.sweep").sweep
     raise AttributeError(f"module 'nbsupport' has no attribute {name!r}")
