@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from nbsupport.atomic import atomic_write, locked
+from nbsupport.record import effect_text
 from nbsupport.sweep.grid import Point
 from nbsupport.sweep.report import META, render
 
@@ -46,7 +47,8 @@ def finished_point(point: Point, out: Path) -> dict[str, Any] | None:
 
 
 def table(metas: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
-    """One row per point: grid parameters, SCALE, status, seconds, error, records, claims."""
+    """One row per point: grid parameters, SCALE, status, seconds, error, records, and each
+    claim's verdict (``claim:<name>``) and effect ± interval (``effect:<name>``)."""
     rows = []
     for m in sorted(metas, key=lambda m: m["index"]):
         row = {**{k: m["params"].get(k) for k in names if k != "SCALE"}, "SCALE": m["scale"],
@@ -54,7 +56,8 @@ def table(metas: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
         for name, value in m["records"].items():
             row["record:" + name if name in row else name] = value
         for c in m["claims"]:
-            row[f"claim:{c['name']}"] = c["held"]
+            row[f"claim:{c['name']}"] = c["verdict"]
+            row[f"effect:{c['name']}"] = f"{effect_text(c)} n={c['n']}"
         row["point"] = m["html"] or m["output"] or m["point"]
         rows.append(row)
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*names, *META, "point"])

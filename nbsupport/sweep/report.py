@@ -4,20 +4,14 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from typing import Any
 
 import pandas as pd
 
+from nbsupport.report import fmt
+
 META = ("SCALE", "status", "seconds", "error")
-
-
-def cell_text(v: Any) -> str:
-    """A table cell: floats to 4 significant digits, lists and dicts as JSON, HTML-escaped."""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(json.dumps(v) if isinstance(v, (list, dict)) else str(v))
 
 
 def default_plot(df: pd.DataFrame, grid: dict[str, list[Any]]) -> tuple[str, str] | None:
@@ -27,7 +21,7 @@ def default_plot(df: pd.DataFrame, grid: dict[str, list[Any]]) -> tuple[str, str
     skip = set(grid) | set(META) | {"point"}
     numeric = []
     for col in df.columns:
-        if col not in skip and not col.startswith("claim:"):
+        if col not in skip and not col.startswith(("claim:", "effect:")):
             values = pd.to_numeric(df.loc[df.status == "ok", col], errors="coerce").dropna()
             if len(values):
                 numeric.append((values.nunique() > 1, col))
@@ -79,7 +73,7 @@ def render(df: pd.DataFrame, title: str, plot: tuple[str, str] | None,
                 cells.append(f'<td class="{"ok" if v == "ok" else "bad"}">{html.escape(str(v))}</td>')
             else:
                 empty = v is None or (isinstance(v, float) and math.isnan(v))
-                cells.append(f"<td>{'' if empty else cell_text(v)}</td>")
+                cells.append(f"<td>{'' if empty else fmt(v)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     failed = int((df.status != "ok").sum()) if len(df) else 0
     dims = " × ".join(f"{html.escape(k)} ({len(v)})" for k, v in grid.items())

@@ -9,6 +9,7 @@ one driver subprocess that calls the command lines' ``main`` in turn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -76,9 +77,27 @@ def one_line(result: dict, rc: int, message: str) -> None:
     assert result["rc"] == rc and len(lines) == 1 and message in lines[0], result
 
 
-def start_cli(tmp_path: Path, marks: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nbsupport", *args], cwd=ROOT, env=_env(tmp_path, marks),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+@pytest.fixture
+def start_cli():
+    """Start ``python -m nbsupport ARGS`` in its own process group; whatever still runs at the
+    end of the test (a failed one) is killed with everything it started."""
+    started = []
+
+    def start(tmp_path: Path, marks: Path, *args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "nbsupport", *args], cwd=ROOT, env=_env(tmp_path, marks),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            os.killpg(proc.pid, signal.SIGKILL)
+            for p in tree:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.communicate()
 
 
 def wait_for(condition, what: str, proc: subprocess.Popen | None = None, timeout: float = WAIT_S) -> None:
@@ -121,6 +140,10 @@ def interrupt(proc: subprocess.Popen, sig: int, group: bool) -> tuple[int, str, 
     return proc.returncode, err, time.monotonic() - start
 
 
+def report_entries(out: Path) -> list[dict]:
+    return json.loads((out / "index.json").read_text())["notebooks"]
+
+
 def unwritable(tmp_path: Path) -> Path:
     """A folder this process cannot write: a read-only folder, or (root ignores permission
     bits) /sys, which even root cannot write."""
@@ -135,7 +158,7 @@ def unwritable(tmp_path: Path) -> Path:
 # --- cases 1, 2, 4, 5: interrupts cancel queued work, stop kernels, keep what finished -----------
 
 
-def test_ctrl_c_on_run_jobs_stops_at_once_and_keeps_the_report(tmp_path):
+def test_ctrl_c_on_run_jobs_stops_at_once_and_keeps_the_report(tmp_path, start_cli):
     marks, out = tmp_path / "marks", tmp_path / "out"
     marks.mkdir()
     fast = copies(tmp_path, TINY, "a_fast")
@@ -148,14 +171,14 @@ def test_ctrl_c_on_run_jobs_stops_at_once_and_keeps_the_report(tmp_path):
     assert rc == 130 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted by SIGINT")
     assert seconds < EXIT_S
     assert all(stopped(pid) for pid in kernels(marks)) and len(kernels(marks)) == 2  # d_queued never ran
-    entries = json.loads((out / "index.json").read_text())
+    entries = report_entries(out)
     assert [(Path(e["notebook"]).name, e["status"]) for e in entries] == [("a_broken.ipynb", "failed"),
                                                                            ("a_fast.ipynb", "ok")]
     assert (out / "index.html").exists() and not list(out.rglob("*.tmp"))
     assert not list((tmp_path / "tmpdir").iterdir()), "temporary folders are removed"
 
 
-def test_sigterm_on_sweep_stops_workers_and_kernels(tmp_path):
+def test_sigterm_on_sweep_stops_workers_and_kernels(tmp_path, start_cli):
     marks, out = tmp_path / "marks", tmp_path / "out"
     marks.mkdir()
     proc = start_cli(tmp_path, marks, "sweep", str(SLEEPY), "-p", "SLEEP=0,600,601", "--jobs", "2",
@@ -179,7 +202,7 @@ def test_sigterm_on_sweep_stops_workers_and_kernels(tmp_path):
 # --- case 5: concurrent runners lose no entry ---------------------------------------------
 
 
-def test_report_update_waits_for_the_lock_and_merges(tmp_path):
+def test_report_update_waits_for_the_lock_and_merges(tmp_path, start_cli):
     out = tmp_path / "out"
     out.mkdir()
     fast = copies(tmp_path, TINY, "mine")[0]
@@ -190,9 +213,9 @@ def test_report_update_waits_for_the_lock_and_merges(tmp_path):
         assert not (out / "index.json").exists(), "the report is written under the lock"
         other = {"notebook": "other.ipynb", "theme": "x", "title": "", "scale": "smoke", "status": "ok",
                  "seconds": 1.0, "output": "", "html": "", "error": "", "claims": [], "records": {}}
-        (out / "index.json").write_text(json.dumps([other]))
+        (out / "index.json").write_text(json.dumps({"notebooks": [other]}))
     assert proc.wait(timeout=WAIT_S) == 0
-    names = sorted(Path(e["notebook"]).name for e in json.loads((out / "index.json").read_text()))
+    names = sorted(Path(e["notebook"]).name for e in report_entries(out))
     assert names == ["mine.ipynb", "other.ipynb"]
 
 
@@ -246,7 +269,7 @@ def test_unusable_out_fails_before_anything_runs(driven):
 
 
 def test_unreadable_notebook_is_one_entry_or_line(driven):
-    run = {Path(e["notebook"]).name: e for e in json.loads((driven["tmp"] / "timed/run/index.json").read_text())}
+    run = {Path(e["notebook"]).name: e for e in report_entries(driven["tmp"] / "timed/run")}
     assert run["broken.ipynb"]["status"] == "failed" and "cannot read broken.ipynb" in run["broken.ipynb"]["error"]
     assert "hangs.ipynb" in run  # the others ran
     one_line(driven["sweep unreadable"], 2, "cannot read broken.ipynb as a notebook")
@@ -257,7 +280,7 @@ def test_unreadable_notebook_is_one_entry_or_line(driven):
 
 def test_timeout_marks_a_hung_notebook_or_point_failed(driven):
     assert driven["run timeout"]["rc"] == 1 and driven["sweep timeout"]["rc"] == 1
-    run = {Path(e["notebook"]).name: e for e in json.loads((driven["tmp"] / "timed/run/index.json").read_text())}
+    run = {Path(e["notebook"]).name: e for e in report_entries(driven["tmp"] / "timed/run")}
     assert run["hangs.ipynb"]["status"] == "failed" and run["hangs.ipynb"]["error"] == "timed out after 5 s (--timeout)"
     table = pd.read_csv(driven["tmp"] / "timed/sweep/results.csv")
     assert table.status.tolist() == ["failed", "failed"] and table.error.str.contains("timed out after 5 s").all()
