@@ -192,7 +192,7 @@ def test_sigterm_on_sweep_stops_workers_and_kernels(tmp_path, start_cli):
     assert rc == 143 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted by SIGTERM")
     assert all(stopped(pid) for pid in kernels(marks))
     before = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
-    time.sleep(1.5)  # nothing goes on writing after the command ended
+    time.sleep(1)  # nothing goes on writing after the command ended
     assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
     table = pd.read_csv(out / "results.csv")
     assert table.SLEEP.tolist() == [0.0] and table.status.tolist() == ["ok"]
@@ -209,7 +209,7 @@ def test_report_update_waits_for_the_lock_and_merges(tmp_path, start_cli):
     with locked(out / "index.json"):  # another runner is updating the report
         proc = start_cli(tmp_path, tmp_path, "run", fast, "--scale", "smoke", "--out", str(out))
         wait_for(lambda: (out / "nbs" / "mine.html").exists(), "the executed notebook", proc)
-        time.sleep(1.5)
+        time.sleep(1)
         assert not (out / "index.json").exists(), "the report is written under the lock"
         other = {"notebook": "other.ipynb", "theme": "x", "title": "", "scale": "smoke", "status": "ok",
                  "seconds": 1.0, "output": "", "html": "", "error": "", "claims": [], "records": {}}
@@ -294,7 +294,7 @@ def test_parameter_values_and_dask_addresses(driven):
     one_line(driven["malformed address"], 2, "is not a scheduler address")
     assert driven["malformed address"]["seconds"] < 3
     one_line(driven["refused address"], 2, f"no dask scheduler answered at tcp://127.0.0.1:{driven['free']}")
-    assert driven["refused address"]["seconds"] < 20
+    assert driven["refused address"]["seconds"] < 30  # the first import of distributed included
     assert not (driven["tmp"] / "never").exists()
 
 
