@@ -38,7 +38,13 @@ from typing import Any, NamedTuple
 import torch
 
 from nbsupport.kernels.merge_core import merge_core
-from nbsupport.merging.selection import l1_rescale, magnitude_bounds, select, stream_seeds
+from nbsupport.merging.selection import (
+    della_mask,
+    l1_rescale,
+    magnitude_bounds,
+    select,
+    stream_seeds,
+)
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -50,6 +56,8 @@ GTA = {
     "dare_ties": ("random", "sum", False, True),
     "breadcrumbs": ("magnitude_outliers", None, False, False),
     "breadcrumbs_ties": ("magnitude_outliers", "sum", False, False),
+    "della": ("della_magprune", "sum", True, True),
+    "della_linear": ("della_magprune", None, False, True),
 }
 
 
@@ -139,11 +147,20 @@ def gta_tensor(
     bounds: list[tuple[float, float]] | None = None,
     impl: str | None = None,
     tie_break: str = "sort",
+    epsilon: list[float] | None = None,
 ) -> torch.Tensor:
     """One tensor of a GTA method; ``deltas`` are flattened work-dtype task vectors."""
     sparsify, consensus, _, _ = GTA[method]
     lo, hi, drop, scale, kept = [], [], [], [], []
     for i, d in enumerate(deltas):
+        if sparsify == "della_magprune":
+            d2, s = _della(d, base.shape, density[i], epsilon[i], seeds[i], rescale)
+            kept.append(d2)
+            lo.append(0.0)
+            hi.append(float("inf"))
+            drop.append(0.0)
+            scale.append(s)
+            continue
         if bounds is not None and sparsify not in (None, "random") and density[i] < 1:
             d2, b = d, (*bounds[i], 0.0)
         else:
@@ -161,6 +178,24 @@ def gta_tensor(
     if lam != 1:
         mixed = mixed * lam
     return (_work(base).reshape(-1) + mixed).reshape(base.shape).to(base.dtype)
+
+
+def _della(d: torch.Tensor, shape, density: float, epsilon: float, seed: int, rescale: bool | str):
+    """(DELLA-dropped task vector, scale): MagPrune's ranked drop, then mergekit's L1 rescale
+    (``rescale=True``), the paper's per-entry ``1/p`` (``"inverse"``), or none."""
+    if density >= 1:
+        return d, 1.0
+    if not (0 < density - epsilon and density + epsilon < 1):
+        raise MergeError(f"della needs 0 < density ± epsilon < 1; got density {density}, epsilon {epsilon}")
+    keep, p = della_mask(d.reshape(shape), density, epsilon, seed)
+    keep, p = keep.reshape(-1), p.reshape(-1)
+    if rescale == "inverse":
+        return torch.where(keep, d / p.to(d.dtype), torch.zeros_like(d)), 1.0
+    d2 = d * keep
+    if not rescale:
+        return d2, 1.0
+    before, after = float(d.abs().sum(dtype=torch.float64)), float(d2.abs().sum(dtype=torch.float64))
+    return d2, (before / after if before >= 1e-7 and after >= 1e-7 else 1.0)
 
 
 def _model_bounds(tvs: list[dict[str, torch.Tensor]], sparsify: str, density, gamma):
@@ -426,7 +461,8 @@ def _gta(method: str) -> Callable[[Inputs], dict[str, torch.Tensor]]:
             deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in x.models]
             out[k] = gta_tensor(method, base[k], deltas, x.weight, x.density, x.gamma,
                                 stream_seeds(int(p.get("seed", 0)), n, k), bool(p.get("normalize", def_norm)),
-                                p.get("rescale", def_rescale), x.lam, bounds, p.get("impl"), p.get("tie_break", "sort"))
+                                p.get("rescale", def_rescale), x.lam, bounds, p.get("impl"), p.get("tie_break", "sort"),
+                                per_model(p.get("epsilon", 0.15), n, "epsilon"))
         return out
 
     return run
@@ -526,6 +562,8 @@ REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
     MergeMethod("dare_ties", (*_GTA_PARAMS, "density", "rescale", "seed"), True, _gta("dare_ties")),
     MergeMethod("breadcrumbs", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs")),
     MergeMethod("breadcrumbs_ties", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs_ties")),
+    MergeMethod("della", (*_GTA_PARAMS, "density", "epsilon", "rescale", "seed"), True, _gta("della")),
+    MergeMethod("della_linear", (*_GTA_PARAMS, "density", "epsilon", "rescale", "seed"), True, _gta("della_linear")),
     MergeMethod("pcb", ("density", "lambda", "trim_scope", "clip"), True, _pcb, doc="density = kept ratio r"),
     MergeMethod("sce", ("select_topk", "int8_mask"), True, _sce),
     MergeMethod("fisher", ("weight", "fishers", "fisher_floor"), False, _fisher,
@@ -563,7 +601,8 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
 
     Methods (:data:`REGISTRY` lists each one's parameters): ``linear`` (Σwθ/Σw; base unused),
     ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
-    ``breadcrumbs_ties`` (mergekit's generalized task arithmetic), ``pcb`` (``density`` = kept
+    ``breadcrumbs_ties``, ``della``, ``della_linear`` (``epsilon``; mergekit's generalized task
+    arithmetic), ``pcb`` (``density`` = kept
     ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
     Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``karcher`` (the
     Karcher mean of directions; base unused), ``slerp`` (one model, ``t``), ``nuslerp`` (two

@@ -17,7 +17,7 @@ import zlib
 
 import torch
 
-from nbsupport.kernels.merge_core import keep_mask, lowbias32_int
+from nbsupport.kernels.merge_core import keep_mask, lowbias32_int, uniform
 
 
 def stream_seeds(seed: int, n: int, name: str = "") -> list[int]:
@@ -154,3 +154,29 @@ def top_share(tv: dict[str, torch.Tensor], density: float, scope: str = "tensor"
     total = float(_flat(tv).double().square().sum())
     kept = float(_flat(trim(tv, density, scope)).double().square().sum())
     return kept / total if total > 0 else 1.0
+
+
+# ---------------------------------------------------------------- DELLA's magnitude-ranked drop
+def della_keep_prob(delta: torch.Tensor, density: float, epsilon: float) -> torch.Tensor:
+    """DELLA's MagPrune keep probabilities (Deep et al. 2024, "DELLA-Merging", §3.1; mergekit's
+    ``della_magprune``): within each slice along dimension 1 (a row of a matrix; a vector is
+    one row), the entry of magnitude rank r of n (1 = smallest) is kept with probability
+    ``density - epsilon + 2·epsilon·(r-1)/(n-1)``, so larger entries survive more often and the
+    mean keep rate is ``density``. Requires ``0 < density ± epsilon < 1``.
+    """
+    if not (0 < density - epsilon and density + epsilon < 1):
+        raise ValueError(f"DELLA needs 0 < density ± epsilon < 1; got density {density}, epsilon {epsilon}")
+    x = delta.abs() if delta.dim() >= 2 else delta.abs().unsqueeze(0)
+    ranks = x.argsort(dim=1, stable=True).argsort(dim=1).to(torch.float64)
+    n = x.shape[1]
+    frac = ranks / (n - 1) if n > 1 else torch.zeros_like(ranks)
+    return (density - epsilon + 2 * epsilon * frac).reshape(delta.shape)
+
+
+def della_mask(delta: torch.Tensor, density: float, epsilon: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, keep probability) for one task-vector tensor: entry j is kept when the
+    counter-based uniform ``u(seed, j)`` falls below its :func:`della_keep_prob` (the same
+    distribution as mergekit's ``torch.bernoulli``, reproducible from the seed)."""
+    p = della_keep_prob(delta, density, epsilon)
+    u = uniform(seed, torch.arange(delta.numel(), device=delta.device)).reshape(delta.shape)
+    return u.to(torch.float64) < p, p

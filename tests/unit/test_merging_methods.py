@@ -413,3 +413,49 @@ def test_arcee_fusion_by_brute_force(setup):
         assert torch.allclose(got[k].double().reshape(-1), torch.tensor(want, dtype=torch.float64), atol=1e-6), k
     with pytest.raises(MergeError, match="exactly 1 model"):
         merge("arcee_fusion", base, models)
+
+
+def test_della_keep_probabilities():
+    from nbsupport.merging.selection import della_keep_prob, della_mask
+
+    # within each row, magnitude rank r of n keeps with density - eps + 2 eps (r-1)/(n-1)
+    x = torch.tensor([[0.3, -2.0, 0.1, 1.0, 0.5], [5.0, 4.0, -3.0, 2.0, 1.0]])
+    p = della_keep_prob(x, 0.5, 0.2)
+    ranks = [[2, 5, 1, 4, 3], [5, 4, 3, 2, 1]]
+    want = torch.tensor([[0.3 + 0.4 * (r - 1) / 4 for r in row] for row in ranks], dtype=torch.float64)
+    assert torch.allclose(p, want)
+    assert torch.allclose(della_keep_prob(x[0], 0.5, 0.2), want[0])  # a vector is one row
+    big = torch.randn(200, 500, generator=torch.Generator().manual_seed(0))
+    keep, prob = della_mask(big, 0.4, 0.1, seed=3)
+    assert abs(float(keep.double().mean()) - 0.4) < 0.01  # the mean keep rate is the density
+    top = big.abs() > big.abs().quantile(0.9, dim=1, keepdim=True)
+    assert float(keep[top].double().mean()) > 0.48  # large entries survive more often
+    with pytest.raises(ValueError, match="density ± epsilon"):
+        della_keep_prob(x, 0.1, 0.2)
+
+
+@pytest.mark.parametrize("method,consensus,normalize", [("della", True, True), ("della_linear", False, False)])
+def test_della_by_brute_force(setup, method, consensus, normalize):
+    from nbsupport.merging.selection import della_mask
+
+    base, models = setup
+    w = [0.5, 1.0, 0.7]
+    masks, l1, inv = [], [], []
+    for i, m in enumerate(models):
+        mk, sc, iv = {}, {}, {}
+        for k in base:
+            d = (m[k] - base[k]).double()
+            keep, p = della_mask(d.float(), 0.4, 0.1, stream_seeds(5, len(models), k)[i])
+            mk[k] = keep.double()
+            before, after = float(d.abs().sum()), float((d * keep).abs().sum())
+            sc[k] = torch.full_like(d, before / after)
+            iv[k] = 1 / p
+        masks.append(mk)
+        l1.append(sc)
+        inv.append(iv)
+    got = merge(method, base, models, weight=w, density=0.4, epsilon=0.1, seed=5, lam=1.3)
+    close(got, brute_gta(base, models, w, masks, l1, consensus, normalize, 1.3), 1e-5)
+    got = merge(method, base, models, weight=w, density=0.4, epsilon=0.1, seed=5, rescale="inverse")
+    close(got, brute_gta(base, models, w, masks, inv, consensus, normalize, 1.0), 1e-5)
+    with pytest.raises(MergeError, match="density ± epsilon"):
+        merge(method, base, models, density=0.1, epsilon=0.15)
