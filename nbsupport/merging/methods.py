@@ -6,7 +6,8 @@
   (fraction kept, default 1; DARE's drop rate is ``p = 1 - density``), ``gamma``
   (Breadcrumbs' outlier fraction, default 0.01);
 - shared: ``normalize``, ``rescale``, ``lambda`` (pass ``lam=`` or ``**{"lambda": x}``),
-  ``seed`` (DARE), ``t`` (SLERP), ``filter_wise`` (Model Stock), ``select_topk`` (SCE),
+  ``seed`` (DARE, DELLA), ``epsilon`` (DELLA), ``t`` (SLERP), ``filter_wise`` (Model Stock),
+  ``select_topk`` (SCE), ``max_iter``/``tol`` (Karcher), ``nuslerp_row_wise``/``nuslerp_flatten``,
   ``impl`` (kernel path). Each method takes only the parameters :data:`REGISTRY` declares
   for it; any other is an error naming them.
 
