@@ -4,9 +4,10 @@
 
 - per model (a scalar for all, or one value per model): ``weight`` (default 1), ``density``
   (fraction kept, default 1; DARE's drop rate is ``p = 1 - density``), ``gamma``
-  (Breadcrumbs' outlier fraction, default 0.01);
+  (Breadcrumbs' outlier fraction, default 0.01), ``epsilon`` (DELLA's spread of keep
+  probabilities, default 0.15);
 - shared: ``normalize``, ``rescale``, ``lambda`` (pass ``lam=`` or ``**{"lambda": x}``),
-  ``seed`` (DARE, DELLA), ``epsilon`` (DELLA), ``t`` (SLERP), ``filter_wise`` (Model Stock),
+  ``seed`` (DARE, DELLA), ``t`` (SLERP), ``filter_wise`` (Model Stock),
   ``select_topk`` (SCE), ``max_iter``/``tol`` (Karcher), ``nuslerp_row_wise``/``nuslerp_flatten``,
   ``impl`` (kernel path). Each method takes only the parameters :data:`REGISTRY` declares
   for it; any other is an error naming them.
