@@ -1,4 +1,4 @@
-"""Calibration and temperature (REFERENCE.md §4).
+"""Calibration and temperature (papers and equations: docs/bibliography.md, calibration).
 
 - :mod:`~nbsupport.calibration.metrics`: ``ece`` (equal width / equal mass; l1, l2, max),
   ``classwise_ece``, ``nll``, ``brier``, per-example ``ece_contributions`` and ``nll_per_example``, ``accuracy``, ``reliability``, from probabilities or logits;
