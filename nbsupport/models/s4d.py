@@ -61,7 +61,7 @@ def s4d_kernel(dtA: torch.Tensor, C: torch.Tensor, L: int, impl: str | None = No
     """Real (H, L) Vandermonde product ``K[h, l] = 2 Re sum_n C[h, n] exp(dtA[h, n] l)``.
 
     ``dtA`` and ``C`` are complex (H, N), one of each conjugate pair; the caller folds the
-    discretization factor into C (see :func:`ssm_kernel`). Paths: ``reference``, ``compile``
+    discretization factor into C (see :func:`ssm_kernel`). Paths: ``reference``, ``fast``
     (blocked real matmul, CPU default), ``triton`` (:mod:`nbsupport.kernels.vandermonde`)."""
     return resolve("s4d_kernel", dtA.device, impl)(dtA, C, L)
 

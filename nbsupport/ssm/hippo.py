@@ -5,7 +5,8 @@ online projection of a signal.
 
 Conventions: ``hippo(measure, N)`` returns real float64 (A, B) for the continuous dynamics
 ``c'(t) = A c(t) + B f(t)`` with a unit timescale: LegS is time-varying (``c' = (A c + B f)/t``),
-LegT (with the factor 1/2) remembers a window of length 2, LagT weighs the past by
+LegT (with the factor 1/2 of the s4 repository's ``transition("legt")``) remembers a window
+of length 2, LagT weighs the past by
 ``exp(-age)``, FouT remembers a window of length 1.
 """
 
@@ -30,7 +31,9 @@ def hippo(measure: str, N: int) -> tuple[np.ndarray, np.ndarray]:
     How to Train Your HiPPO, §3): ``c' = D c + b (f(t) - f(t-1))`` with D the derivative
     (rotation) blocks and b the basis at the window's edge; the value leaving the window is
     estimated by the Fourier sum at the jump, which converges to (f(t) + f(t-1))/2, so
-    ``f(t-1) ~ 2 b^T c - f(t)``, giving ``A = D - 2 b b^T``, ``B = 2 b`` (our derivation). The estimate is
+    ``f(t-1) ~ 2 b^T c - f(t)``, giving ``A = D - 2 b b^T``, ``B = 2 b``: twice the s4 repository's ``transition("fout")``
+    (frequencies pi k, a window of length 2), i.e. the same system on a window of length 1,
+    a convention this project chose so that every measure has a unit timescale. The estimate is
     rough and the rotations are only marginally stable, so its errors persist: FouT
     reconstructs smooth signals coarsely (tests check the coefficients to 0.02 at N = 33)."""
     n = np.arange(N, dtype=np.float64)

@@ -20,7 +20,7 @@ def s4d_init(kind: str, N: int, generator: torch.Generator | None = None,
 
     legs: eigenvalues of the LegS normal part (real part exactly -1/2); lin: -1/2 + i pi n;
     inv: -1/2 + i (N/pi)(N/(2n+1) - 1); real: -(n+1); random: -1/2 + i exp(z), z ~ N(0, 1)
-    (log-normal imaginary parts, the s4 repository's ``rand`` option as we recall it)."""
+    (log-normal imaginary parts, as ``init="rand"`` in the s4 repository's ``dplr``)."""
     if N % 2:
         raise ValueError(f"s4d_init: N must be even (conjugate pairs), got {N}")
     n = torch.arange(N // 2, dtype=torch.float64)
