@@ -17,30 +17,62 @@ def eig_condition(M: np.ndarray) -> float:
     return float(np.linalg.cond(V / np.linalg.norm(V, axis=0, keepdims=True)))
 
 
-def ptd_init(N: int, eps: float = 0.1, measure: str = "legs", tries: int = 8, seed: int = 0) -> dict[str, Any]:
-    """Perturb-then-diagonalize (Yu et al. 2023, §3): diagonalize ``A + E``, ``||E|| = eps ||A||``.
+def ptd_init(N: int, eps: float = 0.1, measure: str = "legs", tries: int = 64, seed: int = 0) -> dict[str, Any]:
+    """Perturb-then-diagonalize (Yu et al. 2023, §3-4): diagonalize ``A + E`` with ``||E|| = eps ||A||``.
 
-    The paper picks E by optimizing the eigenvector conditioning plus ``||E||``; here E is the
-    best of ``tries`` random Gaussian directions by that conditioning (a cheap stand-in).
-    Returns Lambda (N,), V, Vinv_B = V^-1 B (the diagonal system), E, cond (kappa(V)),
-    and ``pairs``: the N//2 eigenvalues with the largest imaginary parts (for the S4D layer)
-    with their V^-1 B entries."""
+    The paper chooses E by minimizing ``κ(V) + γ ||E||`` (§4.2). With the size of E fixed by
+    ``eps`` the γ term is a constant, so we minimize κ(V) by rejection: among ``tries`` random
+    Gaussian directions, the draw whose ``A + E`` has only stable poles (real parts < 0) and the
+    best-conditioned eigenvector matrix. Returns Lambda (N,), V, Vinv_B = V^-1 B (the diagonal
+    system: ``C V`` and ``V^-1 B`` leave the transfer function unchanged), E, cond (κ(V)),
+    ``stable_draws`` (how many draws were stable) and ``pairs`` (see :func:`ptd_s4d_init`)."""
     A, B = hippo(measure, N)
     rng = np.random.default_rng(seed)
     norm = np.linalg.norm(A, 2)
-    best = None
+    best, stable = None, 0
     for _ in range(max(1, tries)):
         G = rng.standard_normal((N, N))
         E = eps * norm * G / np.linalg.norm(G, 2)
-        cond = eig_condition(A + E)
-        if best is None or cond < best[1]:
-            best = (E, cond)
-    E, cond = best
-    lam, V = np.linalg.eig(A + E)
+        lam, V = np.linalg.eig(A + E)
+        cond = float(np.linalg.cond(V / np.linalg.norm(V, axis=0, keepdims=True)))
+        ok = bool((lam.real < 0).all())
+        stable += ok
+        key = (not ok, cond)  # stable draws first, then the best conditioned
+        if best is None or key < best[0]:
+            best = (key, E, lam, V, cond)
+    _, E, lam, V, cond = best
     VinvB = np.linalg.solve(V, B.astype(complex))
-    keep = np.argsort(-lam.imag)[: N // 2]
-    return {"Lambda": lam, "V": V, "Vinv_B": VinvB, "E": E, "cond": cond,
-            "pairs": (lam[keep], VinvB[keep])}
+    return {"Lambda": lam, "V": V, "Vinv_B": VinvB, "E": E, "cond": cond, "stable_draws": stable,
+            "pairs": _one_per_pair(lam, VinvB)}
+
+
+def _one_per_pair(lam: np.ndarray, VinvB: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One eigenvalue of each conjugate pair (imaginary part > 0) and every real one, for the S4D
+    convention ``K = 2 Re sum_n C_n B_n ...``: a real pole counts once, so its B is halved."""
+    tol = 1e-9 * max(1.0, float(np.abs(lam).max()))
+    upper = lam.imag > tol
+    real = np.abs(lam.imag) <= tol
+    keep = np.concatenate([np.flatnonzero(upper), np.flatnonzero(real)])
+    b = VinvB[keep].copy()
+    b[upper.sum():] /= 2
+    return lam[keep], b
+
+
+def ptd_s4d_init(N: int, eps: float = 0.1, tries: int = 64, seed: int = 0) -> dict[str, Any]:
+    """A PTD initialization for the S4D layer: ``A_init`` (stable poles, one per conjugate pair
+    plus each real pole) and ``B_init = V^-1 B`` scaled globally so its mean modulus is 1 (the
+    scale of S4D's ``B = 1``), from :func:`ptd_init` on HiPPO-LegS. ``info`` has κ(V), the number
+    of real poles and the global scale. The layer then has ``len(A_init)`` states per channel:
+    ``N/2`` plus half the number of real poles."""
+    out = ptd_init(N, eps, "legs", tries, seed)
+    lam, b = out["pairs"]
+    if (lam.real >= 0).any():
+        raise ValueError(f"ptd_s4d_init: no stable draw among {tries} at eps={eps}; use a smaller eps "
+                         "or more tries")
+    scale = float(np.abs(b).mean())
+    return {"A_init": lam, "B_init": b / scale, "cond": out["cond"], "scale": scale,
+            "real_poles": int((np.abs(lam.imag) <= 1e-9 * max(1.0, float(np.abs(lam).max()))).sum()),
+            "stable_draws": out["stable_draws"]}
 
 
 def transfer_function(A: np.ndarray, B: np.ndarray, C: np.ndarray, omega: np.ndarray,
