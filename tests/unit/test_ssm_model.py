@@ -29,16 +29,15 @@ def test_model_conv_equals_recurrent_and_shapes():
 
 
 def test_layer_uses_given_ptd_init_and_kernel_paths_agree():
-    lam, vb = ssm.ptd_init(16, 0.1, tries=2)["pairs"]
-    lam = torch.tensor(lam).to(torch.complex64)
-    lam = torch.complex(lam.real.clamp(max=-1e-3), lam.imag)
-    layer = S4D(4, d_state=16, A_init=lam, B_init=torch.tensor(vb))
+    init = ssm.ptd_s4d_init(16, 0.01, tries=4)
+    lam = torch.tensor(init["A_init"]).to(torch.complex64)
+    layer = S4D(4, A_init=lam, B_init=torch.tensor(init["B_init"]))
     torch.testing.assert_close(layer.A[0], lam)
     k_ref = ssm.ssm_kernel(layer.A, torch.view_as_complex(layer.B), torch.view_as_complex(layer.C),
                            layer.log_dt, 100, impl="reference")
     torch.testing.assert_close(layer.kernel(100), k_ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError):
-        S4D(4, d_state=16, A_init=torch.ones(8, dtype=torch.complex64))
+        S4D(4, A_init=torch.ones(8, dtype=torch.complex64))
 
 
 def test_param_groups_give_ssm_its_own_lr_and_no_decay():
