@@ -24,12 +24,12 @@ from nbsupport.ssm.hippo import (
     online_approximation,
     reconstruct,
 )
-from nbsupport.ssm.init import S4D_INITS, s4d_init
+from nbsupport.ssm.init import KINDS, S4D_INITS, s4d_init
 from nbsupport.ssm.layers import s4d_layer, s4d_model
 from nbsupport.ssm.ptd import eig_condition, ptd_init, ptd_s4d_init, transfer_function
 
 __all__ = [
-    "MEASURES", "S4D", "S4DModel", "S4D_INITS", "basis", "discretize", "eig_condition", "hippo",
+    "KINDS", "MEASURES", "S4D", "S4DModel", "S4D_INITS", "basis", "discretize", "eig_condition", "hippo",
     "hippo_nplr", "init_log_dt", "legs_lti_kernel", "online_approximation", "ptd_init", "ptd_s4d_init", "reconstruct",
     "s4d_init", "s4d_kernel", "s4d_layer", "s4d_model", "ssm_kernel", "transfer_function",
 ]
