@@ -22,7 +22,7 @@ def s4d_init(kind: str, N: int, generator: torch.Generator | None = None,
     """Diagonal A for S4D (Gu et al. 2022, §4): N//2 complex values, one of each conjugate pair.
 
     legs: eigenvalues of the LegS normal part (real part exactly -1/2); lin: -1/2 + i pi n;
-    inv: -1/2 + i (N/pi)(N/(2n+1) - 1); real: -(n+1); uniform: -1/2 + i U[0, pi N/2) sorted;
+    inv: -1/2 + i (N/pi)(N/(2n+1) - 1); real: -(n+1); uniform: -1/2 + i U[0, pi (N/2 - 1)] sorted (Lin's band);
     random: -1/2 + i exp(z), z ~ N(0, 1)
     (log-normal imaginary parts, as ``init="rand"`` in the s4 repository's ``dplr``)."""
     if N % 2:
@@ -42,7 +42,7 @@ def s4d_init(kind: str, N: int, generator: torch.Generator | None = None,
     elif kind == "real":
         out = torch.complex(-(n + 1), torch.zeros_like(n))
     elif kind == "uniform":
-        u = torch.rand(N // 2, generator=generator, dtype=torch.float64) * math.pi * (N // 2)
+        u = torch.rand(N // 2, generator=generator, dtype=torch.float64) * math.pi * (N // 2 - 1)
         out = torch.complex(half, torch.sort(u).values)
     elif kind == "random":
         z = torch.randn(N // 2, generator=generator, dtype=torch.float64)
