@@ -193,3 +193,11 @@ def test_ptd_s4d_init_is_stable_rescaled_and_prefers_conditioned_draws():
     assert many["cond"] <= few["cond"]
     with pytest.raises(ValueError, match="no stable draw"):
         ssm.ptd_s4d_init(16, 0.1, tries=1, seed=0)
+
+
+def test_ptd_absolute_size():
+    A, _ = ssm.hippo("legs", 16)
+    out = ssm.ptd_init(16, 0.1, tries=2, absolute=True)
+    assert np.linalg.norm(out["E"], 2) == pytest.approx(0.1)
+    rel = ssm.ptd_init(16, 0.1, tries=2)
+    assert np.linalg.norm(rel["E"], 2) == pytest.approx(0.1 * np.linalg.norm(A, 2))
