@@ -1,4 +1,4 @@
-"""One seeded training loop with a progress bar, periodic evaluation and callbacks."""
+"""The first training loop, ``train(model, batches, loss_fn, optimizer, steps)``: kept until every caller moves to :func:`nbsupport.train.fit`."""
 
 from __future__ import annotations
 
