@@ -69,6 +69,11 @@ class Fit:
     def seeds(self) -> list[int]:
         return list(self.models)
 
+    def __repr__(self) -> str:
+        last = self.final.loss
+        return (f"Fit({len(self.models)} seeds {self.seeds}, {self.mode}, {int(self.log.step.max())} steps, "
+                f"final loss {last.mean():.4g} (min {last.min():.4g}, max {last.max():.4g}))")
+
     @property
     def evals(self) -> pd.DataFrame:
         """The evaluation rows: ``seed``, ``step`` and the eval metrics."""
