@@ -18,6 +18,7 @@ is the exception: it draws from one generator for the whole batch of seeds.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -250,6 +251,17 @@ def train_one(run: _Run, seed: int, bar: Any = None) -> tuple[list[dict], nn.Mod
     return rows, model
 
 
+@functools.cache
+def warm_up() -> None:
+    """One tiny training step here, before forking workers: torch imports its compiler stack
+    (``torch._dynamo``, seconds) the first time an optimizer is built; done once in the
+    parent, every forked worker inherits it instead of importing it again."""
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.0)
+    (w * 2).sum().backward()
+    opt.step()
+
+
 def _train_cpu(run: _Run, seed: int) -> tuple[list[dict], nn.Module]:
     rows, model = train_one(run, seed)
     return rows, model.cpu()
@@ -448,6 +460,7 @@ def fit(
     if n_workers > 1 and len(seeds) > 1:
         bar = tqdm(total=len(seeds), desc=f"{desc} ({min(n_workers, len(seeds))} workers)", unit="seed",
                    disable=not progress, leave=False)
+        warm_up()
         with bar:
             out = run_seeds(lambda s: _train_cpu(run, s), seeds, workers=n_workers,
                             on_result=lambda s, r: bar.update(1))
