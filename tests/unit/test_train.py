@@ -233,3 +233,13 @@ def test_bad_data_and_model_say_what_to_do():
         train.fit("mlp", (X, Y), steps=1, batch_size=4, device="cpu", progress=False)
     with pytest.raises(ValueError, match="must return a scalar tensor"):
         quick(loss=lambda m, b: 1.0)
+
+
+@pytest.mark.gpu
+def test_cuda_batches_seeds_by_default_and_matches_one_by_one():
+    kw = dict(seeds=[0, 1, 2], steps=8, grad_clip=0.5, device="cuda")
+    auto, seq = quick(**kw, workers=None), quick(**kw, batched=False)
+    assert (auto.mode, seq.mode) == ("batched", "sequential")
+    for s in kw["seeds"]:
+        assert next(auto.models[s].parameters()).is_cuda
+        torch.testing.assert_close(flat(auto.models[s]), flat(seq.models[s]), rtol=1e-4, atol=1e-5)
