@@ -81,9 +81,23 @@ def _load(module: nn.Module, tensors: dict[str, torch.Tensor], i: int) -> None:
                 t.copy_(tensors[name][i])
 
 
+def _unstack_state(state: dict, i: int, n: int) -> dict:
+    """Seed ``i``'s optimizer state from the stacked optimizer's (scalars such as Adam's step are shared)."""
+    def part(v: Any) -> Any:
+        if not isinstance(v, torch.Tensor):
+            return v
+        return (v[i] if v.ndim and v.shape[0] == n else v).clone()
+
+    return {"state": {k: {name: part(v) for name, v in st.items()} for k, st in state["state"].items()},
+            "param_groups": copy.deepcopy(state["param_groups"])}
+
+
 def train_batched(run: _Run, seeds: list[int], *, progress: bool,
-                  desc: str) -> tuple[list[dict], dict[int, nn.Module]]:
-    """Train ``seeds`` as one stacked model; return the log rows (seed by seed) and the modules."""
+                  desc: str) -> tuple[list[dict], dict[int, nn.Module], dict[int, dict]]:
+    """Train ``seeds`` as one stacked model; return the log rows (seed by seed), the modules and
+    each seed's optimizer state."""
+    if run.starts:
+        raise BatchingError("continuing a Fit trains its seeds one by one")
     models = [build(run, s) for s in seeds]
     n = len(seeds)
     shapes = {tuple((k, v.shape) for k, v in m.state_dict().items()) for m in models}
@@ -165,4 +179,6 @@ def train_batched(run: _Run, seeds: list[int], *, progress: bool,
             _load(models[i], {k: v.unsqueeze(0) for k, v in frozen[i].items()}, 0)
         else:
             _load(models[i], {**params, **buffers}, i)
-    return [r for seed_rows in rows for r in seed_rows], dict(zip(seeds, models))
+    state = opt.state_dict()
+    states = {s: _unstack_state(state, i, n) for i, s in enumerate(seeds)}
+    return [r for seed_rows in rows for r in seed_rows], dict(zip(seeds, models)), states

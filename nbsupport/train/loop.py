@@ -59,12 +59,15 @@ class Fit:
     metrics on evaluation steps, and ``diverged`` when a loss was not finite.
     ``models``: seed -> trained module (on the training device; on CPU when trained in
     worker processes). ``mode``: "sequential", "parallel" or "batched".
+    ``optimizer_states``: seed -> the optimizer's ``state_dict()`` at the end, so that
+    ``fit(this_fit, ...)`` continues training where it stopped.
     """
 
     log: pd.DataFrame
     models: dict[int, nn.Module]
     mode: str
     eval_keys: tuple[str, ...] = field(default=())
+    optimizer_states: dict[int, dict] = field(default_factory=dict, repr=False)
 
     @property
     def seeds(self) -> list[int]:
@@ -105,17 +108,21 @@ class _Run:
     callbacks: tuple[Callable[[int, dict], Any], ...]
     device: torch.device
     stop_on_nan: bool
+    starts: dict[int, int] = field(default_factory=dict)  # seed -> updates already done (continuing a Fit)
+    optimizer_states: dict[int, dict] = field(default_factory=dict)
 
-    def eval_due(self, step: int) -> bool:
-        return self.eval_fn is not None and (step == self.steps or bool(self.eval_every and step % self.eval_every == 0))
+    def eval_due(self, step: int, start: int = 0) -> bool:
+        return self.eval_fn is not None and (step == start + self.steps
+                                             or bool(self.eval_every and step % self.eval_every == 0))
 
 
 # ---------------------------------------------------------------- seeds and data
 
 
-def derived_seed(seed: int, stream: int) -> int:
-    """The seed of random stream ``stream`` (1: data order, 2: dropout) of run ``seed``."""
-    child = np.random.SeedSequence(seed).spawn(stream + 1)[stream]
+def derived_seed(seed: int, stream: int, start: int = 0) -> int:
+    """The seed of random stream ``stream`` (1: data order, 2: dropout) of run ``seed``; a run
+    continued after ``start`` updates draws fresh streams (not a replay of the first part)."""
+    child = np.random.SeedSequence(seed if start == 0 else [seed, start]).spawn(stream + 1)[stream]
     return int(child.generate_state(1, np.uint64)[0] >> 1)
 
 
@@ -187,12 +194,25 @@ def build(run: _Run, seed: int) -> nn.Module:
     return module.to(run.device)
 
 
-def lr_scheduler(run: _Run, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+def optimizer_for(run: _Run, model: nn.Module, seed: int) -> tuple[torch.optim.Optimizer, Any]:
+    """The seed's optimizer (its state restored when continuing) and LR scheduler."""
+    opt = run.make_optimizer(model)
+    if seed in run.optimizer_states:
+        base = [g["lr"] for g in opt.param_groups]
+        opt.load_state_dict(copy.deepcopy(run.optimizer_states[seed]))  # the Fit continued stays as it was
+        for group, lr in zip(opt.param_groups, base):  # this call's learning rates, not the last ones
+            group["lr"] = lr
+            group.pop("initial_lr", None)
+    return opt, lr_scheduler(run, opt, run.starts.get(seed, 0))
+
+
+def lr_scheduler(run: _Run, opt: torch.optim.Optimizer, start: int = 0) -> torch.optim.lr_scheduler.LRScheduler | None:
     if run.schedule is None:
         return None
-    if isinstance(run.schedule, Schedule):
+    if isinstance(run.schedule, Schedule) and start == 0:
         return run.schedule.lambda_lr(opt)
-    return torch.optim.lr_scheduler.LambdaLR(opt, run.schedule)
+    schedule = run.schedule
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: schedule(start + i))
 
 
 def evaluate(run: _Run, model: nn.Module) -> dict[str, float]:
@@ -212,17 +232,17 @@ def add_eval(row: dict, values: dict[str, float]) -> None:
     row[EVAL_KEYS] = tuple(values)
 
 
-def train_one(run: _Run, seed: int, bar: Any = None) -> tuple[list[dict], nn.Module]:
-    """Train seed ``seed`` here; return its log rows and trained module."""
+def train_one(run: _Run, seed: int, bar: Any = None) -> tuple[list[dict], nn.Module, dict]:
+    """Train seed ``seed`` here; return its log rows, trained module and optimizer state."""
     model = build(run, seed)
-    generator = torch.Generator().manual_seed(derived_seed(seed, 1))
-    torch.manual_seed(derived_seed(seed, 2))
-    opt = run.make_optimizer(model)
-    sched = lr_scheduler(run, opt)
+    start = run.starts.get(seed, 0)
+    generator = torch.Generator().manual_seed(derived_seed(seed, 1, start))
+    torch.manual_seed(derived_seed(seed, 2, start))
+    opt, sched = optimizer_for(run, model, seed)
     sample = run.sampler()
     rows: list[dict] = []
     model.train()
-    for step in range(1, run.steps + 1):
+    for step in range(start + 1, start + run.steps + 1):
         loss, metrics = split_loss(run.loss(model, to_device(sample(step, generator), run.device)))
         value = float(loss.detach())
         row = {"seed": seed, "step": step, "loss": value, "lr": opt.param_groups[0]["lr"], **_floats(metrics)}
@@ -241,14 +261,14 @@ def train_one(run: _Run, seed: int, bar: Any = None) -> tuple[list[dict], nn.Mod
         opt.step()
         if sched is not None:
             sched.step()
-        if run.eval_due(step):
+        if run.eval_due(step, start):
             add_eval(row, evaluate(run, model))
         rows.append(row)
         for cb in run.callbacks:
             cb(step, row)
-        if bar is not None and (step % 10 == 0 or step == run.steps):
+        if bar is not None and (step % 10 == 0 or step == start + run.steps):
             bar.set_postfix(seed=seed, loss=f"{value:.4f}", refresh=False)
-    return rows, model
+    return rows, model, opt.state_dict()
 
 
 @functools.cache
@@ -262,9 +282,19 @@ def warm_up() -> None:
     opt.step()
 
 
-def _train_cpu(run: _Run, seed: int) -> tuple[list[dict], nn.Module]:
-    rows, model = train_one(run, seed)
-    return rows, model.cpu()
+def _train_cpu(run: _Run, seed: int) -> tuple[list[dict], nn.Module, dict]:
+    rows, model, state = train_one(run, seed)
+    return rows, model.cpu(), _cpu(state)
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
 
 
 # ---------------------------------------------------------------- argument checks
@@ -279,6 +309,8 @@ def _positive_int(name: str, value: Any, allow_none: bool = False) -> int | None
 
 
 def _model_factory(model: Any) -> Callable[[int], nn.Module]:
+    if isinstance(model, Fit):
+        return lambda seed: copy.deepcopy(model.models[seed])
     if isinstance(model, nn.Module):
         return lambda seed: copy.deepcopy(model)
     if callable(model):
@@ -359,7 +391,7 @@ def fit(
     eval_fn: Callable[[nn.Module], Mapping[str, Any]] | None = None,
     eval_every: int | None = None,
     callbacks: Iterable[Callable[[int, dict], Any]] = (),
-    seeds: Iterable[int] = (0,),
+    seeds: Iterable[int] | None = None,
     workers: int | None = None,
     batched: bool | None = None,
     device: str | torch.device | None = None,
@@ -373,7 +405,10 @@ def fit(
     Args:
         model: a factory ``seed -> nn.Module`` (called after ``torch.manual_seed(seed)``), or
             a module, deep-copied for each seed (every seed then starts from its weights;
-            the module itself is not changed).
+            the module itself is not changed), or a :class:`Fit` to continue: each seed
+            goes on from its trained module (copied) and optimizer state, its log steps,
+            ``schedule`` and batch sampler count on from the updates already done (so a
+            schedule is read at global steps, and one Fit may branch into several).
         data: tensors ``(X, y)`` (any number of tensors with the same rows, or one tensor),
             drawn in minibatches of ``batch_size`` rows without replacement, a fresh
             permutation each epoch, the last incomplete batch dropped; or a batch sampler
@@ -388,13 +423,15 @@ def fit(
             ``optimizer_kwargs``, e.g. ``{"betas": (0.9, 0.95)}`` or ``{"momentum": 0.9}``)
             or a function ``module -> torch.optim.Optimizer`` (e.g. with parameter groups).
         schedule: a :class:`nbsupport.schedules.Schedule` (or any ``step -> multiplier``),
-            applied through ``LambdaLR``: the update of log step t uses ``lr * schedule(t-1)``.
+            applied through ``LambdaLR``: the update of log step t uses ``lr * schedule(t-1)``
+            (t counts from the updates already done when continuing a Fit).
         grad_clip: clip each seed's gradient to this global L2 norm (``clip_grad_norm_``).
         eval_fn: ``eval_fn(model) -> dict`` run in eval mode under ``no_grad`` every
             ``eval_every`` steps and after the last step; its values join that step's row.
         callbacks: ``cb(step, row)`` after each step, in the process that trains the seed.
         seeds: the int seeds, one run each (see the module docstring for what derives from
-            the seed). ``range(SEEDS)`` in the notebooks.
+            the seed); ``range(SEEDS)`` in the notebooks. Default ``[0]``, or the seeds of
+            the Fit being continued.
         workers: worker processes for several seeds on CPU (default
             :func:`nbsupport.train.default_workers`: ``$NBSUPPORT_WORKERS`` or the cores);
             1 trains the seeds here, one after another.
@@ -428,7 +465,7 @@ def fit(
         raise TypeError(f"fit: schedule must be a nbsupport.schedules.Schedule or step -> multiplier, got {schedule!r}")
     if loss is not None and not callable(loss):
         raise TypeError(f"fit: loss must be a function (model, batch) -> loss, got {type(loss).__name__}")
-    seeds = _seeds(seeds)
+    seeds = _seeds(seeds if seeds is not None else model.seeds if isinstance(model, Fit) else [0])
     workers = _positive_int("workers", workers, allow_none=True)
     from nbsupport.env import device as default_device
 
@@ -437,6 +474,8 @@ def fit(
                steps=steps, make_optimizer=_optimizer(optimizer, float(lr), float(weight_decay), optimizer_kwargs),
                schedule=schedule, grad_clip=None if grad_clip is None else float(grad_clip), eval_fn=eval_fn,
                eval_every=eval_every, callbacks=tuple(callbacks), device=dev, stop_on_nan=stop_on_nan)
+    if isinstance(model, Fit):
+        run.starts, run.optimizer_states = _continued(model, seeds), model.optimizer_states
 
     auto = batched is None
     if auto:
@@ -448,8 +487,8 @@ def fit(
 
         try:
             with one_thread(threads):
-                rows, models = train_batched(run, seeds, progress=progress, desc=desc)
-            return _result(rows, models, "batched", run)
+                rows, models, states = train_batched(run, seeds, progress=progress, desc=desc)
+            return _result(rows, models, states, "batched")
         except BatchingError as err:
             if not auto:
                 raise
@@ -464,22 +503,35 @@ def fit(
         with bar:
             out = run_seeds(lambda s: _train_cpu(run, s), seeds, workers=n_workers,
                             on_result=lambda s, r: bar.update(1))
-        return _result([r for rows, _ in out for r in rows], {s: m for s, (_, m) in zip(seeds, out)},
-                       "parallel", run)
+        return _result([r for rows, _, _ in out for r in rows], {s: m for s, (_, m, _) in zip(seeds, out)},
+                       {s: st for s, (_, _, st) in zip(seeds, out)}, "parallel")
 
-    rows, models = [], {}
+    rows, models, states = [], {}, {}
     with one_thread(threads), tqdm(total=steps * len(seeds), desc=desc, disable=not progress, leave=False) as bar:
         for s in seeds:
-            seed_rows, models[s] = train_one(run, s, bar)
+            seed_rows, models[s], states[s] = train_one(run, s, bar)
             rows += seed_rows
-    return _result(rows, models, "sequential", run)
+    return _result(rows, models, states, "sequential")
 
 
-def _result(rows: list[dict], models: dict[int, nn.Module], mode: str, run: _Run) -> Fit:
+def _continued(previous: Fit, seeds: list[int]) -> dict[int, int]:
+    """Seed -> updates done in ``previous``, for the seeds to continue (each must have finished)."""
+    missing = [s for s in seeds if s not in previous.models]
+    if missing:
+        raise ValueError(f"fit: cannot continue seeds {missing}: the Fit being continued has seeds {previous.seeds}")
+    if "diverged" in previous.log:
+        bad = sorted(set(previous.log.seed[previous.log.diverged.fillna(False).astype(bool)]) & set(seeds))
+        if bad:
+            raise ValueError(f"fit: seeds {bad} diverged in the Fit being continued; continue the others "
+                             f"(seeds=[...]) or train them again")
+    return {s: int(previous.log.step[previous.log.seed == s].max()) for s in seeds}
+
+
+def _result(rows: list[dict], models: dict[int, nn.Module], states: dict[int, dict], mode: str) -> Fit:
     eval_keys: dict[str, None] = {}
     for r in rows:
         eval_keys.update(dict.fromkeys(r.pop(EVAL_KEYS, ())))
     log = pd.DataFrame(rows)
     first = ["seed", "step", "loss", "lr"]
     log = log[first + [c for c in log.columns if c not in first]]
-    return Fit(log=log, models=models, mode=mode, eval_keys=tuple(eval_keys))
+    return Fit(log=log, models=models, mode=mode, eval_keys=tuple(eval_keys), optimizer_states=states)

@@ -24,9 +24,9 @@ def accuracy(model: nn.Module) -> dict[str, float]:
     return {"acc": float((model(X).argmax(1) == Y).float().mean())}
 
 
-def quick(**kw):
+def quick(data=(X, Y), **kw):
     args = dict(steps=6, batch_size=16, lr=1e-2, device="cpu", progress=False, workers=1)
-    return train.fit(mlp, (X, Y), **{**args, **kw})
+    return train.fit(mlp, data, **{**args, **kw})
 
 
 def flat(model: nn.Module) -> torch.Tensor:
@@ -233,6 +233,30 @@ def test_bad_data_and_model_say_what_to_do():
         train.fit("mlp", (X, Y), steps=1, batch_size=4, device="cpu", progress=False)
     with pytest.raises(ValueError, match="must return a scalar tensor"):
         quick(loss=lambda m, b: 1.0)
+
+
+def by_step(step, generator):  # the same batch for every seed at a step: continuing can be compared
+    idx = torch.arange(16) + (step * 16) % (len(X) - 16)
+    return X[idx], Y[idx]
+
+
+@pytest.mark.parametrize("first", [dict(workers=1), dict(workers=2), dict(batched=True)])
+def test_continuing_a_fit_equals_training_straight_through(first):
+    kw = dict(data=by_step, steps=10, batch_size=None, schedule=schedules.cosine(2, 10), grad_clip=1.0, seeds=[0, 1])
+    straight = quick(**kw)
+    part = quick(**{**kw, "steps": 6, **first})
+    rest = train.fit(part, by_step, steps=4, lr=1e-2, schedule=kw["schedule"], grad_clip=1.0, device="cpu",
+                     progress=False, workers=1)
+    assert rest.seeds == [0, 1] and rest.log.step.tolist() == [7, 8, 9, 10] * 2
+    np.testing.assert_allclose(rest.log.lr, straight.log[straight.log.step > 6].lr)
+    again = train.fit(part, by_step, steps=4, lr=1e-2, schedule=kw["schedule"], grad_clip=1.0, device="cpu",
+                      progress=False, workers=1)  # a Fit may be continued twice (branches)
+    for s in (0, 1):
+        torch.testing.assert_close(flat(rest.models[s]), flat(straight.models[s]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(flat(again.models[s]), flat(rest.models[s]))
+        assert rest.models[s] is not part.models[s]
+    with pytest.raises(ValueError, match=r"cannot continue seeds \[5\]"):
+        train.fit(part, by_step, steps=1, seeds=[5], device="cpu", progress=False)
 
 
 @pytest.mark.gpu
