@@ -6,7 +6,8 @@ subprocess started for the case). On CUDA: 5 seeds batched and in turn against o
 
 Goals: on 2 CPU cores 3 seeds <= 2.2x one seed; no arm more than 1.3x slower beside a busy
 process than quiet; on CUDA 5 seeds batched <= 1.5x one seed. The ratios are appended to
-``results/training.md``. ``BENCH_TRAINING_FAMILIES=gpt,mlp`` runs a subset.
+``results/training.md``. ``BENCH_TRAINING_FAMILIES=gpt,mlp`` runs a subset; ``BENCH_TRAINING_REPEAT``
+timed calls per case after the warm-up (default 2).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def main() -> None:
         for fam in families:
             for busy in loads:
                 cases += [{"case": f"{fam} {dev}", "impl": f"{arm}{' + busy' if busy else ''}", "make": "make",
-                           "params": {"family_name": fam, "arm": arm, "busy": busy, "device": dev}, "repeat": 2}
+                           "params": {"family_name": fam, "arm": arm, "busy": busy, "device": dev},
+                           "repeat": int(os.environ.get("BENCH_TRAINING_REPEAT", "2"))}
                           for arm in arms]
     rows = run_cases("training", __file__, cases)
     ratios = summary(rows)
