@@ -376,7 +376,7 @@ def _seeds(seeds: Any) -> list[int]:
 
 
 def fit(
-    model: nn.Module | Callable[[int], nn.Module],
+    model: nn.Module | Callable[[int], nn.Module] | Fit,
     data: Sequence[torch.Tensor] | torch.Tensor | Sampler,
     *,
     steps: int,
