@@ -292,7 +292,8 @@ def save(executed: Executed, out: Path) -> Result:
 
 
 def share_cores(jobs: int) -> int:
-    """OpenMP threads for each of ``jobs`` parallel notebooks: they split the cores."""
+    """Cores each of ``jobs`` parallel notebooks may keep busy (``NBSUPPORT_WORKERS`` for its
+    seed workers; each process runs one intra-op thread): they split the cores."""
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
