@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
-         "train", "viz", "runner"}
+         "train", "viz", "runner", "exercises"}
 
 _viz_setup()
 
