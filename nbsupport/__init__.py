@@ -13,7 +13,6 @@ from typing import Any
 from nbsupport.env import device, seed_everything
 from nbsupport.record import check_claim, read_claims, read_records, record
 from nbsupport.scales import SCALES, preset
-from nbsupport.viz import setup as _viz_setup
 
 __version__ = "0.1.0"
 __all__ = [
@@ -22,9 +21,7 @@ __all__ = [
 ]
 
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
-         "train", "viz", "runner", "exercises"}
-
-_viz_setup()
+         "train", "viz", "runner", "exercises", "progress"}
 
 
 def __getattr__(name: str) -> Any:
