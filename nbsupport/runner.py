@@ -178,11 +178,11 @@ def _atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
-def _to_html(nb: nbformat.NotebookNode) -> str:
-    from nbconvert import HTMLExporter
+def _to_html(nb: nbformat.NotebookNode, out: Path | None = None) -> str:
+    """The page of an executed notebook; its figures use ``<out>/plotly.min.js`` (written once)."""
+    from nbsupport.export import notebook_html
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
+    return notebook_html(nb, out)
 
 
 def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result:
