@@ -215,7 +215,7 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result
             nb.metadata.setdefault("nbsupport", {}).update(
                 {"scale": scale, "seconds": round(seconds, 2), "status": status, "error": error})
             _atomic_write(out_nb, nbformat.writes(nb))
-            _atomic_write(out_html, _to_html(nb))
+            _atomic_write(out_html, _to_html(nb, out))
             claims, records = read_claims(out_nb), read_records(out_nb)
         else:
             claims, records = [], {}
