@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 SCALE ?= standard
 PYTEST_ARGS ?=
+NBVAL_DIR := build/nbval
 
 .PHONY: setup run test lint lab bench clean distclean
 
@@ -32,8 +33,11 @@ run: setup
 test: export OMP_NUM_THREADS ?= 1
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
-	NBSUPPORT_SCALE=smoke NBSUPPORT_HEADLESS=1 $(BIN)/python -m pytest --nbval-lax notebooks -q -p no:cacheprovider
+	rm -rf $(NBVAL_DIR)
+	NBSUPPORT_EXECUTED_DIR=$(NBVAL_DIR) $(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
+	# reproducibility: re-execute the notebooks the tests just ran (same seed) and compare the
+	# outputs of their findings cells (tagged nbval-check-output) with the first run's
+	NBSUPPORT_SCALE=smoke NBSUPPORT_HEADLESS=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL_DIR) -q -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,8 +1,9 @@
 """nbsupport: everything the Warm Start notebooks share.
 
-Entry points (names fixed): ``record``, ``read_records``, ``read_claims``, ``check_claim``,
-``device``, ``seed_everything``, ``preset``; theme modules ``schedules``, ``merging``,
-``ssm``, ``calibration``, ``recsys`` are imported on first use (``nbsupport.schedules``).
+Entry points (names fixed): ``record``, ``check``, ``claim``, ``summary``, ``read_records``,
+``read_checks``, ``read_claims``, ``device``, ``seed_everything``, ``preset``; theme modules
+``schedules``, ``merging``, ``ssm``, ``calibration``, ``recsys`` are imported on first use
+(``nbsupport.schedules``).
 """
 
 from __future__ import annotations
@@ -11,17 +12,26 @@ import importlib
 from typing import Any
 
 from nbsupport.env import device, seed_everything
-from nbsupport.record import check_claim, read_claims, read_records, record
+from nbsupport.record import (
+    check,
+    check_claim,
+    claim,
+    read_checks,
+    read_claims,
+    read_records,
+    record,
+    summary,
+)
 from nbsupport.scales import SCALES, preset
 
 __version__ = "0.1.0"
 __all__ = [
-    "SCALES", "check_claim", "device", "preset", "read_claims", "read_records", "record",
-    "seed_everything", "sweep",
+    "SCALES", "check", "check_claim", "claim", "device", "preset", "read_checks", "read_claims",
+    "read_records", "record", "seed_everything", "summary", "sweep",
 ]
 
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
-         "train", "viz", "runner", "exercises", "progress"}
+         "train", "viz", "runner", "evidence", "exercises", "progress"}
 
 
 def __getattr__(name: str) -> Any:

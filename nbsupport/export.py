@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from nbsupport.atomic import atomic_write
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 PLOTLY_JS = "plotly.min.js"
@@ -59,16 +59,7 @@ def write_plotly_js(folder: Path) -> Path:
     js = get_plotlyjs().encode()
     if path.exists() and path.stat().st_size == len(js):
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{PLOTLY_JS}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(js)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, js)
     return path
 
 

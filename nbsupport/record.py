@@ -1,32 +1,48 @@
-"""Results stored in the executed notebook itself.
+"""Results stored in the executed notebook itself: records, checks and claims.
 
-``record(name, value)`` displays a JSON bundle with a custom MIME type, so the executed
-``.ipynb`` is the single source of its results; ``read_records`` and ``read_claims`` read
-them back (tests and the batch report use them). ``check_claim`` records whether a
-finding held at this scale: a claim that does not hold is reported as *not reproduced*,
-never raised and never forced to pass.
+- ``record(name, value)``: a number (or list/dict of them) a finding rests on.
+- ``check(name, ok, statement, **numbers)``: an identity, a library equality or a sanity
+  condition. It must hold: a failing check means the code is wrong (the report marks the
+  notebook ``check failed``; the notebook tests assert every check).
+- ``claim(name, statement, effect, ...)``: a paper's finding as paired effects with a verdict
+  (:mod:`nbsupport.evidence`): reproduced, inconclusive, contradicted or not judged.
+- ``summary()``: one table of this notebook's claims and checks.
+
+Each is displayed with a custom MIME type, so the executed ``.ipynb`` is the single source of
+its results; :func:`read_records`, :func:`read_checks` and :func:`read_claims` read them back.
+Everything is keyed by name: running a cell again replaces its entries, never appends.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nbsupport.evidence import as_effect, judge
+
 RECORD_MIME = "application/vnd.nbsupport.record+json"
+CHECK_MIME = "application/vnd.nbsupport.check+json"
 CLAIM_MIME = "application/vnd.nbsupport.claim+json"
 
-#: Everything recorded in this process, in order (also outside IPython).
-RECORDED: dict[str, Any] = {}
-CLAIMS: list[dict[str, Any]] = []
+#: This process's results, keyed by name (insertion order kept; a re-run replaces).
+_RECORDS: dict[str, Any] = {}
+_CHECKS: dict[str, dict[str, Any]] = {}
+_CLAIMS: dict[str, dict[str, Any]] = {}
+
+COLOURS = {"reproduced": "#17692c", "inconclusive": "#8a6d00", "contradicted": "#b00020",
+           "not judged": "#555555", "ok": "#17692c", "failed": "#b00020"}
 
 
 def _jsonable(value: Any) -> Any:
     """Convert numpy/torch scalars and arrays to plain JSON values; NaN/inf become strings."""
     if hasattr(value, "detach"):  # torch tensor
         value = value.detach().cpu().numpy()
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # pandas DataFrame
+        value = value.to_dict(orient="list")
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
         value = value.tolist()
     if isinstance(value, Mapping):
@@ -43,7 +59,7 @@ def _jsonable(value: Any) -> Any:
     )
 
 
-def _display(mime: str, payload: dict[str, Any], text: str) -> None:
+def _display(bundle: dict[str, Any]) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -51,34 +67,136 @@ def _display(mime: str, payload: dict[str, Any], text: str) -> None:
         return
     if get_ipython() is None:
         return
-    display({mime: payload, "text/plain": text}, raw=True)
+    display(bundle, raw=True)
 
 
-def record(name: str, value: Any) -> Any:
-    """Store ``value`` under ``name`` in the notebook's output and return it unchanged."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("record: name must be a non-empty string")
+def _name(kind: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{kind}: name must be a non-empty string, got {name!r}")
+    return name
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.4g}"
+    text = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _numbers(numbers: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_num(v)}" for k, v in numbers.items())
+
+
+def record(name: str, value: Any) -> None:
+    """Store ``value`` (numbers, strings, lists or dicts of them; arrays, tensors and
+    DataFrames are converted) under ``name`` in the notebook's output."""
+    name = _name("record", name)
     payload = {"name": name, "value": _jsonable(value)}
-    RECORDED[name] = payload["value"]
-    _display(RECORD_MIME, payload, f"recorded {name} = {json.dumps(payload['value'])[:200]}")
-    return value
+    _RECORDS[name] = payload["value"]
+    _display({RECORD_MIME: payload, "text/plain": f"recorded {name} = {json.dumps(payload['value'])[:200]}"})
+
+
+def check(name: str, ok: Any, statement: str, **numbers: Any) -> None:
+    """An identity, library equality or sanity condition that must hold, with its numbers.
+
+    A failing check is shown in red and marks the notebook ``check failed`` in the batch
+    report (the runner then exits non-zero); it does not raise, so the rest of the notebook
+    still runs and shows what went wrong.
+    """
+    name = _name("check", name)
+    entry = {"name": name, "statement": str(statement), "ok": bool(ok), "numbers": _jsonable(numbers)}
+    _CHECKS[name] = entry
+    mark = "check ok" if entry["ok"] else "CHECK FAILED"
+    text = f"[{mark}] {statement}" + (f" ({_numbers(entry['numbers'])})" if numbers else "")
+    colour = COLOURS["ok" if entry["ok"] else "failed"]
+    _display({CHECK_MIME: entry, "text/plain": text,
+              "text/html": f'<span style="color:{colour}"><b>[{mark}]</b></span> {html.escape(text[len(mark) + 3:])}'})
+
+
+def claim(name: str, statement: str, effect: Any, *, expect: str = ">", margin: float = 0.0,
+          unit: str = "seed", paper: str = "", requires: Mapping[str, Any] | None = None,
+          method: str = "auto", level: float = 0.9) -> None:
+    """A paper's finding, judged from paired effects (arm A minus arm B per ``unit``).
+
+    ``effect`` holds one paired difference per seed (or per test example / user on the same
+    models). ``expect`` is ``">"`` (the effect exceeds ``margin``), ``"<"`` (it lies below
+    ``-margin``) or ``"≈"`` (it lies within ``±margin``). ``requires`` maps premise statements
+    to their truth; a false one makes the claim *not judged*. The verdict rules are in
+    :mod:`nbsupport.evidence` (two-sided 90 % interval of the mean effect by default).
+    """
+    name = _name("claim", name)
+    if not isinstance(unit, str) or not unit:
+        raise ValueError("claim: unit names what one effect value is per: 'seed', 'example', 'user', ...")
+    judged = judge(effect, expect=expect, margin=margin, requires=requires, level=level, method=method)
+    values = as_effect(effect)
+    entry = {"name": name, "statement": str(statement), "paper": str(paper), "unit": unit, **judged,
+             "effect": values.tolist() if values.size <= 100 else None}
+    entry = _jsonable(entry)
+    _CLAIMS[name] = entry
+    _display({CLAIM_MIME: entry, "text/plain": claim_line(entry)})
+
+
+def plural(unit: str, n: int) -> str:
+    """``seed`` -> ``seeds`` unless n is 1."""
+    return unit if n == 1 or unit.endswith("s") else f"{unit}s"
+
+
+def effect_text(c: Mapping[str, Any]) -> str:
+    """``mean [lo, hi]`` of a claim entry (read from a notebook: infinities may be strings)."""
+    lo, hi = (float(c[k]) for k in ("lo", "hi"))
+    return f"{_num(float(c['mean']))} [{_num(lo)}, {_num(hi)}]"
+
+
+def claim_line(c: Mapping[str, Any]) -> str:
+    """One line for a claim: verdict, statement, effect with its interval, n and unit."""
+    target = {">": f"> {_num(c['margin'])}", "<": f"< -{_num(c['margin'])}",
+              "≈": f"within ±{_num(c['margin'])}"}[c["expect"]]
+    reason = f"; {c['reason']}" if c.get("reason") else ""
+    return (f"[{c['verdict']}] {c['statement']} effect {effect_text(c)} (expected {target}; "
+            f"{int(c['level'] * 100)} % interval, n={c['n']} {plural(c['unit'], c['n'])}){reason}")
+
+
+def summary_html(claims: list[Mapping[str, Any]], checks: list[Mapping[str, Any]]) -> str:
+    """The claims table and the list of checks as HTML (the notebook's summary and the report)."""
+    rows = []
+    for c in claims:
+        colour = COLOURS.get(c["verdict"], "#000")
+        reason = f'<br><small>{html.escape(c["reason"])}</small>' if c.get("reason") else ""
+        rows.append(
+            f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
+            f'<td>{html.escape(c["statement"])}{reason}<br><small><code>{html.escape(c["name"])}</code></small></td>'
+            f"<td>{html.escape(effect_text(c))}</td><td>{html.escape(c['expect'])} {_num(c['margin'])}</td>"
+            f"<td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td><td>{html.escape(c.get('paper', ''))}</td></tr>")
+    failed = [k for k in checks if not k["ok"]]
+    check_items = "".join(
+        f'<li style="color:{COLOURS["ok" if k["ok"] else "failed"]}">{"ok" if k["ok"] else "FAILED"}: '
+        f'{html.escape(k["statement"])} <small>({html.escape(_numbers(k["numbers"]))})</small></li>' for k in checks)
+    table = ("<table><tr><th>verdict</th><th>claim</th><th>effect [90 % interval]</th><th>expected</th>"
+             f"<th>n</th><th>paper</th></tr>{''.join(rows)}</table>") if rows else "<p>No claims.</p>"
+    return (f"{table}<p><b>Checks:</b> {len(checks) - len(failed)} passed, {len(failed)} failed.</p>"
+            + (f"<details{' open' if failed else ''}><summary>checks</summary><ul>{check_items}</ul></details>"
+               if checks else ""))
+
+
+def summary() -> None:
+    """Display one table of this notebook's claims (verdict, effect ± interval, n, paper) and
+    its checks. Call it at the end of the Findings section."""
+    claims, checks = list(_CLAIMS.values()), list(_CHECKS.values())
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in COLOURS if v not in ("ok", "failed")}
+    failed = sum(not k["ok"] for k in checks)
+    text = (f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+            + f"; checks: {len(checks) - failed} passed, {failed} failed\n"
+            + "\n".join(claim_line(c) for c in claims))
+    _display({"text/html": summary_html(claims, checks), "text/plain": text})
 
 
 def check_claim(name: str, held: Any, statement: str, **numbers: Any) -> bool:
-    """Record whether the claim ``statement`` held at this scale, with the numbers it rests on.
-
-    ``held`` is the outcome of the comparison the claim makes (computed from recorded
-    numbers); it is stored as a bool. Nothing is raised when a claim does not hold: it is
-    shown and reported as *not reproduced at this scale*.
-    """
-    held = bool(held)
-    entry = {"name": name, "statement": statement, "held": held, "numbers": _jsonable(numbers)}
-    CLAIMS.append(entry)
-    RECORDED[f"claim:{name}"] = held
-    mark = "held" if held else "NOT reproduced at this scale"
-    nums = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in numbers.items())
-    _display(CLAIM_MIME, entry, f"[{mark}] {statement} ({nums})")
-    return held
+    """Transitional: the old boolean claim, kept only until every notebook uses ``check`` and
+    ``claim``; it is shown but read by nothing."""
+    _display({"text/plain": f"[{'held' if held else 'not held'}] {statement} ({_numbers(_jsonable(numbers))})"})
+    return bool(held)
 
 
 def _outputs(path: str | Path, mime: str) -> list[dict[str, Any]]:
@@ -98,11 +216,21 @@ def _outputs(path: str | Path, mime: str) -> list[dict[str, Any]]:
     return found
 
 
+def _by_name(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Last entry per name, in order of first appearance."""
+    return list({e["name"]: e for e in entries}.values())
+
+
 def read_records(path: str | Path) -> dict[str, Any]:
-    """Read every ``record(name, value)`` from an executed notebook (the last value wins)."""
+    """Every ``record(name, value)`` of an executed notebook (the last value wins)."""
     return {p["name"]: p["value"] for p in _outputs(path, RECORD_MIME)}
 
 
+def read_checks(path: str | Path) -> list[dict[str, Any]]:
+    """Every ``check`` of an executed notebook, one per name."""
+    return _by_name(_outputs(path, CHECK_MIME))
+
+
 def read_claims(path: str | Path) -> list[dict[str, Any]]:
-    """Read every ``check_claim`` from an executed notebook, in order."""
-    return _outputs(path, CLAIM_MIME)
+    """Every ``claim`` of an executed notebook, one per name, with its verdict."""
+    return _by_name(_outputs(path, CLAIM_MIME))

@@ -1,21 +1,43 @@
 """Checks shared by the notebook tests (importable because pytest's pythonpath has this folder)."""
 
+from __future__ import annotations
+
 import math
+
+from nbsupport.evidence import VERDICTS
 
 
 def finite(x) -> bool:
-    """True when every number in ``x`` (nested dicts and lists) is finite; other values pass."""
+    """True when every value in ``x`` (nested dicts and lists) is a finite number or a non-number
+    string. NaN and infinities fail, also as the strings "nan" / "inf" that ``record`` stores
+    them as; booleans pass."""
     if isinstance(x, dict):
         return all(finite(v) for v in x.values())
     if isinstance(x, list):
         return all(finite(v) for v in x)
+    if isinstance(x, bool):
+        return True
     if isinstance(x, (int, float)):
         return math.isfinite(x)
+    if isinstance(x, str):
+        return x.strip().lower().lstrip("+-") not in {"nan", "inf", "infinity"}
     return True
 
 
+def claim_is_well_formed(c: dict) -> None:
+    """A claim read back from a notebook has an effect, an interval, n and a verdict."""
+    assert c["verdict"] in VERDICTS, c
+    assert isinstance(c["n"], int) and c["n"] >= 1, c
+    assert isinstance(c["mean"], (int, float)) and math.isfinite(c["mean"]), c
+    lo, hi = float(c["lo"]), float(c["hi"])
+    assert lo <= c["mean"] <= hi, c
+    assert c["expect"] in (">", "<", "≈") and c["margin"] >= 0 and c["unit"] and c["statement"], c
+    assert (c["verdict"] == "not judged") == bool(c["reason"]), c
+
+
 def claims_present(claims, names) -> None:
-    """Every claim in ``names`` was stated, and each claim's outcome is a bool."""
+    """Exactly the claims in ``names`` were stated, each well formed."""
     found = {c["name"] for c in claims}
-    assert set(names) <= found, f"missing claims: {set(names) - found}"
-    assert all(isinstance(c["held"], bool) for c in claims)
+    assert found == set(names), f"missing: {set(names) - found}; unexpected: {found - set(names)}"
+    for c in claims:
+        claim_is_well_formed(c)

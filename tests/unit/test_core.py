@@ -61,3 +61,23 @@ def test_train_stops_on_divergence():
     with pytest.raises(ValueError):
         train(model, [], lambda m, b: m(b).sum(), torch.optim.SGD(model.parameters(), lr=0.1), 3, progress=False)
 
+
+def _square_plus_threads(seed):
+    import torch
+
+    return seed * seed, torch.get_num_threads()
+
+
+def test_run_seeds_parallel_equals_sequential_and_uses_one_thread():
+    import torch
+
+    from nbsupport.train import run_seeds
+
+    torch.ones(64, 64) @ torch.ones(64, 64)  # the parent has used its intra-op threads
+    par = run_seeds(_square_plus_threads, [0, 1, 2, 3], workers=2)
+    assert [r[0] for r in par] == [0, 1, 4, 9] and all(r[1] == 1 for r in par)
+    seq = run_seeds(lambda s: s * s, [0, 1, 2], workers=1)
+    assert seq == [0, 1, 4]
+    assert run_seeds(lambda s: s + 1, [2, 3], workers=2) == [3, 4]  # defined at run time: fork
+    with pytest.raises(ValueError, match="seeds"):
+        run_seeds(lambda s: s, [0, True])
