@@ -1,5 +1,5 @@
 # Warm Start: every target installs what it needs into .venv first (once; again only when
-# pyproject.toml or requirements-data.txt change).
+# pyproject.toml, constraints.txt or requirements-data.txt change).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -2,9 +2,11 @@
 
 Importing this module (every notebook does) calls :func:`setup`: the house template and the
 ``plotly_mimetype`` renderer, so a figure is stored in the notebook as plotly JSON only.
-JupyterLab draws it with the plotly extension, and no copy of plotly.js goes into any
-notebook; the runner's HTML export draws the same JSON with one shared ``plotly.min.js``
-beside the pages. ``import nbsupport`` alone changes no plotly setting.
+JupyterLab draws it with the plotly extension (which also saves a PNG of each figure it
+drew, so GitHub, nbviewer and a reopened notebook show the image), and no copy of plotly.js
+goes into any notebook; the runner's HTML export draws the same JSON with one shared
+``plotly.min.js`` beside the pages (:mod:`nbsupport.export`). ``import nbsupport`` alone
+changes no plotly setting.
 
 ``interactive(fn, **controls)``: ``fn(**values)`` returns a plotly figure. In a live kernel
 it displays a static copy of the figure at the default values, then the controls with the
