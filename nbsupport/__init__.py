@@ -23,6 +23,7 @@ from nbsupport.record import (
     summary,
 )
 from nbsupport.scales import SCALES, preset
+from nbsupport.sweep import sweep
 
 __version__ = "0.1.0"
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "read_records", "record", "seed_everything", "summary", "sweep",
 ]
 
+# ``nbsupport.sweep`` is the function: bound above, after Python set the package attribute, and
+# never rebound because the package is imported only once.
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
          "train", "viz", "runner", "evidence", "exercises", "progress"}
 
@@ -37,6 +40,4 @@ _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "dat
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return importlib.import_module(f"nbsupport.{name}")
-    if name == "sweep":
-        return importlib.import_module("nbsupport.sweep").sweep
     raise AttributeError(f"module 'nbsupport' has no attribute {name!r}")
