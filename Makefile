@@ -53,7 +53,7 @@ lab: setup
 	$(LAB_ARGS) notebooks/00_start_here.ipynb
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"
 	touch $@
 
 bench: $(BENCH_STAMP)
