@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from nbsupport.progress import progress as tqdm
 from nbsupport.train.loop import (
     ELEMENTWISE,
     _floats,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+
+from nbsupport.progress import progress as tqdm
 
 LossFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 

@@ -31,8 +31,8 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
+from nbsupport.progress import progress as tqdm
 from nbsupport.schedules import Schedule
 from nbsupport.train.parallel import default_workers, one_thread, run_seeds
 
