@@ -24,7 +24,6 @@ from nbsupport.record import (
 )
 from nbsupport.scales import SCALES, preset
 from nbsupport.sweep import sweep
-from nbsupport.viz import setup as _viz_setup
 
 __version__ = "0.1.0"
 __all__ = [
@@ -35,9 +34,7 @@ __all__ = [
 # ``nbsupport.sweep`` is the function: bound above, after Python set the package attribute, and
 # never rebound because the package is imported only once.
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
-         "train", "viz", "runner", "evidence"}
-
-_viz_setup()
+         "train", "viz", "runner", "evidence", "exercises", "progress"}
 
 
 def __getattr__(name: str) -> Any:

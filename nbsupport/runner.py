@@ -173,11 +173,11 @@ def _kernel_env(**values: str):
                 os.environ[k] = v
 
 
-def _to_html(nb: nbformat.NotebookNode) -> str:
-    from nbconvert import HTMLExporter
+def _to_html(nb: nbformat.NotebookNode, out: Path | None = None) -> str:
+    """The page of an executed notebook; its figures use ``<out>/plotly.min.js`` (written once)."""
+    from nbsupport.export import notebook_html
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
+    return notebook_html(nb, out)
 
 
 def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
@@ -211,11 +211,12 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
             nb.metadata.setdefault("nbsupport", {}).update(
                 {"scale": scale, "seconds": round(seconds, 2), "status": status, "error": error})
             atomic_write(out_nb, nbformat.writes(nb))
-            atomic_write(out_html, _to_html(nb))
+            atomic_write(out_html, _to_html(nb, out))
             claims, checks, records = read_claims(out_nb), read_checks(out_nb), read_records(out_nb)
             if status == "ok" and not all(k["ok"] for k in checks):
                 status = "check failed"
                 error = "failed checks: " + ", ".join(k["name"] for k in checks if not k["ok"])
+
         else:
             claims, checks, records = [], [], {}
     return Result(
@@ -292,7 +293,8 @@ def save(executed: Executed, out: Path) -> Result:
 
 
 def share_cores(jobs: int) -> int:
-    """OpenMP threads for each of ``jobs`` parallel notebooks: they split the cores."""
+    """Cores each of ``jobs`` parallel notebooks may keep busy (``NBSUPPORT_WORKERS`` for its
+    seed workers; each process runs one intra-op thread): they split the cores."""
     return max(1, (os.cpu_count() or 1) // jobs)
 
 

@@ -95,7 +95,10 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple, tmp: str, thre
     tempfile.tempdir = tmp
     os.environ.update(TMPDIR=tmp, JUPYTER_RUNTIME_DIR=os.path.join(tmp, "jupyter-runtime"))
     if threads:  # parallel tasks split the cores: oversubscribed OpenMP threads slow torch many times over
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        # each task may keep `threads` cores busy with seed workers (nbsupport.train), each worker
+        # and the kernel itself on one intra-op thread, unless the user chose otherwise
+        os.environ.setdefault("NBSUPPORT_WORKERS", str(threads))
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         conn.send((fn(*args), ""))
     except Exception as exc:  # noqa: BLE001 - the task failed; the parent reports it
@@ -156,8 +159,9 @@ def _stop(jobs: Sequence[_Job], grace: float = 2.0) -> None:
 def run_each(fn: Callable[..., Any], args: Sequence[tuple], jobs: int = 1, *, timeout: float | None = None,
              threads: int | None = None) -> Iterator[Outcome]:
     """``fn(*a)`` for each ``a`` in ``args``, each in its own process, ``jobs`` at a time, yielded
-    as they finish (``Outcome.index`` is the position in ``args``). ``threads`` sets
-    ``OMP_NUM_THREADS`` in each process unless already set. Use as
+    as they finish (``Outcome.index`` is the position in ``args``). ``threads``, the cores
+    each task may use, sets ``NBSUPPORT_WORKERS`` (and ``OMP_NUM_THREADS=1``) in each process
+    unless already set. Use as
     ``with contextlib.closing(run_each(...)) as outcomes:`` so that leaving the loop early
     stops what still runs."""
     ctx = multiprocessing.get_context()

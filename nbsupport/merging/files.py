@@ -433,7 +433,7 @@ def merge_files(
     tmp = _hidden_dir(out_dir, "partial")
     weight_map, total = {}, 0
     try:
-        from tqdm.auto import tqdm
+        from nbsupport.progress import progress as tqdm
 
         bar = tqdm(total=len(names), desc=f"merge {cfg['method']}", disable=not progress)
         for si, idx in enumerate(shards):

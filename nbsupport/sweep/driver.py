@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from nbsupport.progress import progress as tqdm
 from nbsupport.runner import ROOT, UsageError, check_out, discover, read_problem
 from nbsupport.scales import check_scale
 from nbsupport.sweep.executors import DaskExecutor, LocalExecutor

@@ -71,7 +71,7 @@ class LocalExecutor:
 
     def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Outcomes as points finish; closing the generator stops the running points."""
-        threads = share_cores(self.jobs) if self.jobs > 1 else None
+        threads = share_cores(self.jobs)
         outcomes = run_each(run_point, [(t,) for t in tasks], self.jobs, timeout=self.timeout, threads=threads)
         with closing(outcomes):
             for o in outcomes:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from nbsupport.atomic import atomic_write, locked
+from nbsupport.export import write_plotly_js
 from nbsupport.record import effect_text
 from nbsupport.sweep.grid import Point
 from nbsupport.sweep.report import META, render
@@ -22,6 +23,8 @@ def save_point(point: Point, outcome: dict[str, Any], out: Path, stem: str) -> d
     meta = {"key": point.key, "index": point.index, "scale": point.scale, "params": point.params,
             **{k: outcome[k] for k in ("status", "error", "seconds", "records", "claims", "worker")},
             "point": f"points/{point.name}", "output": "", "html": ""}
+    if outcome["html"]:
+        write_plotly_js(out)  # point pages find the one shared plotly.js a few folders up
     for kind, suffix in (("ipynb", ".ipynb"), ("html", ".html")):
         if outcome[kind]:
             atomic_write(folder / f"{stem}{suffix}", outcome[kind])
