@@ -31,7 +31,7 @@ __all__ = [
     "read_records", "record", "seed_everything", "summary", "sweep",
 ]
 
-_LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
+_LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "warmup", "kernels", "data", "models",
          "train", "viz", "runner", "evidence"}
 
 _viz_setup()

@@ -1,5 +1,5 @@
 """The tiny GPT (qk-layernorm and z-loss switches, exposed statistics) and the warmup
-experiment helpers in nbsupport.warmup_lm."""
+experiment helpers in nbsupport.warmup.lm."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from nbsupport import schedules
 from nbsupport.models.gpt import GPT, GPTConfig, gpt_loss
 from nbsupport.train import train
-from nbsupport.warmup_lm import branch, corpora, final_loss, lr_sensitivity, run_lm
+from nbsupport.warmup.lm import branch, corpora, final_loss, lr_sensitivity, run_lm
 
 V = 11
 
@@ -161,7 +161,7 @@ def test_trains_with_nbsupport_train():
     assert m.evaluate(text, batches=2, batch=4) == m.evaluate(text, batches=2, batch=4)
 
 
-# ---------------------------------------------------------------- warmup_lm helpers
+# ---------------------------------------------------------------- nbsupport.warmup.lm helpers
 
 
 def test_lr_sensitivity_definition():

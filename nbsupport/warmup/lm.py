@@ -1,4 +1,4 @@
-"""Character-LM experiments shared by the warmup notebooks (02, 03, 04).
+"""Character-LM experiments shared by the warmup notebooks (02, 03, 04, 06).
 
 - :func:`corpora`: the offline texts as :class:`~nbsupport.data.text.CharCorpus` objects
   sharing one vocabulary (optionally truncated, for the smoke scale);
