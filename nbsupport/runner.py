@@ -10,13 +10,12 @@ status and claims. Source notebooks are only read.
 from __future__ import annotations
 
 import ast
-import html
-import json
 import os
 import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,9 @@ from typing import Any
 import nbformat
 from tqdm.auto import tqdm
 
-from nbsupport.record import read_claims, read_records
+from nbsupport.atomic import atomic_write
+from nbsupport.record import read_checks, read_claims, read_records
+from nbsupport.report import write_report
 from nbsupport.scales import SCALES, check_scale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ class Result:
     html: str
     error: str = ""
     claims: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
 
 
@@ -162,22 +164,6 @@ def _kernel_env(**values: str):
                 os.environ[k] = v
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` beside ``path`` and rename it into place (readable per the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _to_html(nb: nbformat.NotebookNode) -> str:
     from nbconvert import HTMLExporter
 
@@ -214,17 +200,20 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result
             nb = nbformat.read(tmp_nb, as_version=4)
             nb.metadata.setdefault("nbsupport", {}).update(
                 {"scale": scale, "seconds": round(seconds, 2), "status": status, "error": error})
-            _atomic_write(out_nb, nbformat.writes(nb))
-            _atomic_write(out_html, _to_html(nb))
-            claims, records = read_claims(out_nb), read_records(out_nb)
+            atomic_write(out_nb, nbformat.writes(nb))
+            atomic_write(out_html, _to_html(nb))
+            claims, checks, records = read_claims(out_nb), read_checks(out_nb), read_records(out_nb)
+            if status == "ok" and not all(k["ok"] for k in checks):
+                status = "check failed"
+                error = "failed checks: " + ", ".join(k["name"] for k in checks if not k["ok"])
         else:
-            claims, records = [], {}
+            claims, checks, records = [], [], {}
     return Result(
         notebook=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), theme=theme,
         title=title_of(source), scale=scale, status=status, seconds=round(seconds, 2),
         output=str(out_nb.relative_to(out)) if out_nb.exists() else "",
         html=str(out_html.relative_to(out)) if out_html.exists() else "",
-        error=error, claims=claims, records=records,
+        error=error, claims=claims, checks=checks, records=records,
     )
 
 
@@ -256,66 +245,13 @@ def run(paths: list[str] | None = None, scale: str = "standard", params: dict[st
             results.append(execute(nb, scale, params, out))
             bar.update()
     bar.close()
-    write_report(results, out)
+    write_report([asdict(r) for r in results], out)
     return results
 
 
 def _share_cores(threads: int) -> None:
     """Parallel notebooks split the cores: oversubscribed OpenMP threads slow torch many times over."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
-def write_report(results: list[Result], out: Path) -> Path:
-    """Merge ``results`` into ``<out>/index.json`` (earlier runs of other notebooks kept) and
-    write ``<out>/index.html``."""
-    index_json = out / "index.json"
-    entries: dict[str, dict[str, Any]] = {}
-    if index_json.exists():
-        entries = {e["notebook"]: e for e in json.loads(index_json.read_text())}
-    for r in results:
-        entries[r.notebook] = asdict(r)
-    ordered = sorted(entries.values(), key=lambda e: e["notebook"])
-    _atomic_write(index_json, json.dumps(ordered, indent=1))
-    _atomic_write(out / "index.html", render_index(ordered))
-    return out / "index.html"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(json.dumps(v) if isinstance(v, (list, dict)) else str(v))
-
-
-def render_index(entries: list[dict[str, Any]]) -> str:
-    """The report: a table of notebooks, then each claim with its numbers and whether it held."""
-    rows, n_claims, n_held = [], 0, 0
-    for e in entries:
-        claims = []
-        for c in e["claims"]:
-            n_claims += 1
-            n_held += c["held"]
-            mark = '<span class="ok">held</span>' if c["held"] else '<span class="bad">not reproduced</span>'
-            nums = ", ".join(f"{html.escape(k)}={_fmt(v)}" for k, v in c["numbers"].items())
-            claims.append(f"<li>{mark} {html.escape(c['statement'])} <small>({nums})</small></li>")
-        status = e["status"] if e["status"] == "ok" else f'{e["status"]}: {html.escape(e["error"])}'
-        cls = "ok" if e["status"] == "ok" else "bad"
-        links = " ".join(f'<a href="{html.escape(e[k])}">{k}</a>' for k in ("html", "output") if e[k])
-        rows.append(
-            f"<tr><td><b>{html.escape(e['title'] or e['notebook'])}</b><br><small>{html.escape(e['notebook'])}</small></td>"
-            f"<td>{html.escape(e['theme'])}</td><td>{html.escape(e['scale'])}</td><td>{e['seconds']:.1f} s</td>"
-            f'<td class="{cls}">{status}</td><td>{links}</td><td><ul>{"".join(claims)}</ul></td></tr>'
-        )
-    failed = sum(e["status"] != "ok" for e in entries)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Warm Start: results</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:6px;vertical-align:top}}.ok{{color:#17692c}}.bad{{color:#b00020}}
-ul{{margin:0;padding-left:1.2em}}</style></head><body>
-<h1>Warm Start: results</h1>
-<p>{len(entries)} notebooks, {failed} failed; {n_claims} claims, {n_held} held, {n_claims - n_held} not reproduced.</p>
-<table><tr><th>notebook</th><th>theme</th><th>scale</th><th>time</th><th>status</th><th>files</th><th>claims</th></tr>
-{"".join(rows)}
-</table></body></html>
-"""
 
 
 def list_notebooks(paths: list[str] | None = None) -> list[dict[str, Any]]:
@@ -333,8 +269,9 @@ def main_run(args) -> int:
                   out=args.out)
     failed = [r for r in results if r.status != "ok"]
     for r in results:
-        held = sum(c["held"] for c in r.claims)
-        line = f"{r.status:6s} {r.seconds:7.1f}s  {r.notebook}  claims held {held}/{len(r.claims)}"
+        verdicts = Counter(c["verdict"] for c in r.claims)
+        counts = ", ".join(f"{n} {v}" for v, n in verdicts.items()) or "no claims"
+        line = f"{r.status:12s} {r.seconds:7.1f}s  {r.notebook}  {counts}; {len(r.checks)} checks"
         print(line + (f"  -- {r.error.splitlines()[0] if r.error else ''}" if r.status != "ok" else ""))
     print(f"report: {Path(args.out) / 'index.html'}")
     return 1 if failed else 0

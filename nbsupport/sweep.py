@@ -48,11 +48,12 @@ import nbformat
 import pandas as pd
 from tqdm.auto import tqdm
 
+from nbsupport.atomic import atomic_write as _atomic_write
+from nbsupport.record import effect_text
+from nbsupport.report import fmt as _fmt
 from nbsupport.runner import (
     ROOT,
     UsageError,
-    _atomic_write,
-    _fmt,
     check_params,
     discover,
     execute,
@@ -300,7 +301,8 @@ def table(metas: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
         for name, value in m["records"].items():
             row["record:" + name if name in row else name] = value
         for c in m["claims"]:
-            row[f"claim:{c['name']}"] = c["held"]
+            row[f"claim:{c['name']}"] = c["verdict"]
+            row[f"effect:{c['name']}"] = f"{effect_text(c)} n={c['n']}"
         row["point"] = m["html"] or m["output"] or m["point"]
         rows.append(row)
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*names, *META, "point"])
@@ -343,7 +345,7 @@ def default_plot(df: pd.DataFrame, grid: dict[str, list[Any]]) -> tuple[str, str
     skip = set(grid) | set(META) | {"point"}
     numeric = []
     for col in df.columns:
-        if col not in skip and not col.startswith("claim:"):
+        if col not in skip and not col.startswith(("claim:", "effect:")):
             values = pd.to_numeric(df.loc[df.status == "ok", col], errors="coerce").dropna()
             if len(values):
                 numeric.append((values.nunique() > 1, col))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nbsupport.runner import ROOT, UsageError, main, parse_params, render_index, run
+from nbsupport.report import build_index, render_index, scoreboard
+from nbsupport.runner import ROOT, UsageError, main, parse_params, run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 START = ROOT / "notebooks" / "00_start_here.ipynb"
@@ -49,11 +50,12 @@ def test_failing_notebook_is_reported_and_source_untouched(tmp_path):
     assert code == 1
     assert src.read_bytes() == before
     index = json.loads((tmp_path / "index.json").read_text())
-    entry = index[0]
+    assert index["schema"] == "warm-start-report/1" and index["scoreboard"]["all"]["failed"] == 1
+    entry = index["notebooks"][0]
     assert entry["status"] == "failed" and "deliberate failure" in entry["error"]
     assert entry["records"] == {"before_failure": 1}
     html = (tmp_path / "index.html").read_text()
-    assert "deliberate failure" in html and "1 failed" in html
+    assert "deliberate failure" in html
     executed = tmp_path / entry["output"]
     assert executed.exists() and (tmp_path / entry["html"]).exists()
     assert not list(tmp_path.rglob("*.tmp")), "no half-written files"
@@ -66,17 +68,47 @@ def test_run_keeps_going_and_merges_report(tmp_path):
     # a second run of another notebook keeps the first entry in the report
     (tmp_path / "index.json").write_text(json.dumps(json.loads((tmp_path / "index.json").read_text())))
     run([str(FIXTURES / "failing.ipynb")], scale="smoke", out=tmp_path, progress=False)
-    assert len(json.loads((tmp_path / "index.json").read_text())) == 1
+    assert len(json.loads((tmp_path / "index.json").read_text())["notebooks"]) == 1
 
 
-def test_render_index_shows_claims():
-    html = render_index([{"notebook": "n.ipynb", "title": "T", "theme": "x", "scale": "smoke", "seconds": 1.0,
-                          "status": "ok", "error": "", "html": "x/n.html", "output": "x/n.ipynb", "records": {},
-                          "claims": [{"statement": "a <b>", "held": False, "numbers": {"v": 0.5}}]}])
-    assert "not reproduced" in html and "a &lt;b&gt;" in html and "v=0.5" in html
+CLAIM = {"name": "c", "statement": "a <b>", "paper": "P 2020, §2", "verdict": "contradicted", "reason": "",
+         "expect": ">", "margin": 0.0, "n": 3, "unit": "seed", "mean": -0.5, "lo": -0.7, "hi": "-0.3"}
+
+
+def _entry(theme, claims, checks, status="ok"):
+    return {"notebook": f"{theme}/n.ipynb", "title": "T", "theme": theme, "scale": "smoke", "seconds": 1.0,
+            "status": status, "error": "", "html": f"{theme}/n.html", "output": f"{theme}/n.ipynb",
+            "records": {}, "claims": claims, "checks": checks}
+
+
+def test_scoreboard_counts_verdicts_and_checks_per_theme():
+    entries = [_entry("a", [CLAIM, {**CLAIM, "verdict": "reproduced"}], [{"name": "k", "ok": False}],
+                      "check failed"),
+               _entry("b", [{**CLAIM, "verdict": "not judged"}], [{"name": "k", "ok": True}], "failed")]
+    board = scoreboard(entries)
+    assert board["a"]["contradicted"] == 1 and board["a"]["reproduced"] == 1 and board["a"]["checks failed"] == 1
+    assert board["b"]["not judged"] == 1 and board["b"]["failed"] == 1 and board["b"]["checks passed"] == 1
+    assert board["all"]["notebooks"] == 2 and list(board)[-1] == "all"
+
+
+def test_render_index_shows_scoreboard_and_claim_rows():
+    page = render_index(build_index([_entry("x", [CLAIM], [{"name": "k", "ok": True, "statement": "id",
+                                                            "numbers": {}}])]))
+    assert "contradicted" in page and "a &lt;b&gt;" in page and "P 2020, §2" in page
+    assert "-0.5 [-0.7, -0.3]" in page and "3 seeds" in page and 'href="x/n.html"' in page
+    assert "checks passed" in page
 
 
 def test_list_shows_parameters():
     proc = cli("list", str(START))
     assert proc.returncode == 0
     assert "00_start_here.ipynb" in proc.stdout and "SCALE='standard'" in proc.stdout.replace('"', "'")
+
+
+def test_failed_check_marks_the_notebook_and_fails_the_run(tmp_path):
+    code = main(["run", str(FIXTURES / "check_fails.ipynb"), "--scale", "smoke", "--out", str(tmp_path)])
+    assert code == 1
+    entry = json.loads((tmp_path / "index.json").read_text())["notebooks"][0]
+    assert entry["status"] == "check failed" and "two_is_three" in entry["error"]
+    assert [c["verdict"] for c in entry["claims"]] == ["reproduced"]
+    assert "check failed" in (tmp_path / "index.html").read_text()

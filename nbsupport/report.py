@@ -1,0 +1,145 @@
+"""The batch report: ``<out>/index.json`` and ``<out>/index.html``.
+
+The HTML opens with a scoreboard per theme (claims reproduced / inconclusive / contradicted /
+not judged; checks passed / failed; notebooks failed), then lists every notebook with its scale,
+run time and status, and each claim with its statement, paper, effect ± interval, n, verdict
+and a link to the executed notebook. ``index.json`` holds the same (schema in docs/report.md).
+Entries are merged by notebook path, so runs of different notebooks into one folder add up.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nbsupport.atomic import atomic_write
+from nbsupport.evidence import VERDICTS
+from nbsupport.record import COLOURS, effect_text, summary_html
+
+SCHEMA = "warm-start-report/1"
+#: Notebook statuses: ran and every check held / a check failed / the run raised or timed out.
+STATUSES = ("ok", "check failed", "failed")
+
+
+def fmt(v: Any) -> str:
+    """A value for an HTML cell: floats to 4 significant digits, lists and dicts as JSON."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+
+
+def scoreboard(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per theme (and ``"all"``): notebooks, failed runs, claims per verdict, checks passed/failed."""
+    board: dict[str, dict[str, int]] = {}
+    for e in entries:
+        for key in (e["theme"], "all"):
+            row = board.setdefault(key, {"notebooks": 0, "failed": 0, **dict.fromkeys(VERDICTS, 0),
+                                         "checks passed": 0, "checks failed": 0})
+            row["notebooks"] += 1
+            row["failed"] += e["status"] == "failed"
+            for c in e.get("claims", []):
+                row[c["verdict"]] += 1
+            for k in e.get("checks", []):
+                row["checks passed" if k["ok"] else "checks failed"] += 1
+    return dict(sorted(board.items(), key=lambda kv: (kv[0] == "all", kv[0])))
+
+
+def _entries_of(index: Any) -> list[dict[str, Any]]:
+    """Notebook entries of an existing index.json (a list in reports before the schema)."""
+    entries = index.get("notebooks", []) if isinstance(index, dict) else index
+    # entries written before claims had verdicts carry nothing the scoreboard can count
+    return [{**e, "claims": [c for c in e.get("claims", []) if "verdict" in c],
+             "checks": e.get("checks", [])} for e in entries]
+
+
+def build_index(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(entries, key=lambda e: e["notebook"])
+    return {"schema": SCHEMA, "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "scoreboard": scoreboard(ordered), "notebooks": ordered}
+
+
+def merge_entries(index_json: Path, new: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Entries of ``index_json`` (if any) with ``new`` replacing those of the same notebook."""
+    entries: dict[str, dict[str, Any]] = {}
+    if index_json.exists():
+        try:
+            entries = {e["notebook"]: e for e in _entries_of(json.loads(index_json.read_text()))}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            entries = {}  # an unreadable report is rebuilt from this run
+    for e in new:
+        entries[e["notebook"]] = dict(e)
+    return list(entries.values())
+
+
+def _scoreboard_html(board: Mapping[str, Mapping[str, int]]) -> str:
+    cols = ["notebooks", "failed", *VERDICTS, "checks passed", "checks failed"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = []
+    for theme, row in board.items():
+        cells = []
+        for c in cols:
+            colour = COLOURS.get(c, COLOURS["failed"] if c in ("failed", "checks failed") and row[c] else "#000")
+            cells.append(f'<td style="color:{colour}">{row[c]}</td>')
+        name = "<b>all</b>" if theme == "all" else html.escape(theme)
+        rows.append(f"<tr><td>{name}</td>{''.join(cells)}</tr>")
+    return f"<table><tr><th>theme</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _claim_rows(e: Mapping[str, Any]) -> str:
+    link = html.escape(e.get("html") or e.get("output") or "")
+    rows = []
+    for c in e.get("claims", []):
+        colour = COLOURS.get(c["verdict"], "#000")
+        reason = f'<br><small>{html.escape(c["reason"])}</small>' if c.get("reason") else ""
+        rows.append(
+            f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
+            f'<td>{html.escape(c["statement"])}{reason}</td><td>{html.escape(c.get("paper", ""))}</td>'
+            f"<td>{html.escape(effect_text(c))}<br><small>expected {html.escape(c['expect'])} "
+            f"{c['margin']:.4g}</small></td><td>{c['n']} {html.escape(c['unit'])}s</td>"
+            f'<td>{f"<a href={chr(34)}{link}{chr(34)}>notebook</a>" if link else ""}</td></tr>')
+    return "".join(rows)
+
+
+def render_index(index: Mapping[str, Any]) -> str:
+    """The report page for an index (see :func:`build_index`)."""
+    sections = []
+    for e in index["notebooks"]:
+        colour = COLOURS["ok" if e["status"] == "ok" else "failed"]
+        status = html.escape(e["status"] + (f": {e['error']}" if e.get("error") else ""))
+        links = " ".join(f'<a href="{html.escape(e[k])}">{k}</a>' for k in ("html", "output") if e.get(k))
+        claims = _claim_rows(e)
+        failed_checks = [k for k in e.get("checks", []) if not k["ok"]]
+        checks = summary_html([], e.get("checks", [])) if e.get("checks") else ""
+        sections.append(
+            f"<h3>{html.escape(e.get('title') or e['notebook'])}</h3>"
+            f"<p><small>{html.escape(e['notebook'])}</small> · {html.escape(e['theme'])} · "
+            f"scale {html.escape(e['scale'])} · {e['seconds']:.1f} s · "
+            f'<span style="color:{colour}">{status}</span> · {links}</p>'
+            + (f"<table><tr><th>verdict</th><th>claim</th><th>paper</th><th>effect [90 % interval]</th>"
+               f"<th>n</th><th></th></tr>{claims}</table>" if claims else "<p>No claims.</p>")
+            + (checks.replace("<p>No claims.</p>", "") if failed_checks or e.get("checks") else ""))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Warm Start: results</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top}}h3{{margin-bottom:0.2em}}</style></head><body>
+<h1>Warm Start: results</h1>
+<p>Each claim is a paper's finding judged from paired effects (per seed, test example or user): reproduced
+when the 90 % interval of the mean effect lies beyond the margin in the expected direction, contradicted
+when it lies entirely on the other side of zero, inconclusive otherwise, not judged when a premise failed.
+Checks are identities and sanity conditions that must hold. Generated {html.escape(index["generated"])}.</p>
+{_scoreboard_html(index["scoreboard"])}
+{"".join(sections)}
+</body></html>
+"""
+
+
+def write_report(entries: Iterable[Mapping[str, Any]], out: Path) -> Path:
+    """Merge ``entries`` into ``<out>/index.json`` and rewrite ``<out>/index.html`` (atomically)."""
+    out = Path(out)
+    index = build_index(merge_entries(out / "index.json", entries))
+    atomic_write(out / "index.json", json.dumps(index, indent=1))
+    atomic_write(out / "index.html", render_index(index))
+    return out / "index.html"
