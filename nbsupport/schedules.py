@@ -5,7 +5,7 @@ Every constructor returns a :class:`Schedule`: ``s(step)`` gives the multiplier 
 ``torch.optim.lr_scheduler.LambdaLR``, and ``repr(s)`` reads like the call that built it.
 Steps count optimizer updates from 0; ``LambdaLR`` evaluates step 0 before the first update.
 
-Notation (REFERENCE.md section 1): t step, W warmup steps, T total steps,
+Notation: t step, W warmup steps, T total steps,
 p = (t - W)/(T - W), m the minimum-LR ratio.
 
 Conventions, and where they match the libraries people use:
@@ -23,7 +23,11 @@ Conventions, and where they match the libraries people use:
   later: ``LinearLR(start_factor=1/W, total_iters=W-1)`` gives ``(t+1)/W``, our warmup at t+1.
 - timm's ``CosineLRScheduler`` (``warmup_prefix=False``, its default) runs the cosine clock
   from step 0, not from the end of warmup, so the LR drops to ``½(1+cos(πW/T))`` when warmup
-  ends and never reaches the peak; here the cosine starts at the end of warmup (p above).
+  ends and never reaches the peak; here the cosine starts at the end of warmup (p above), as
+  in timm with ``warmup_prefix=True`` and ``t_initial = T - W``. ``wsd`` also matches timm's
+  ``WSDLRScheduler`` (``warmup_t=W``, ``t_initial=T-W``, ``warmup_lr_init=m``) and ``cosine``
+  matches optax's ``warmup_cosine_decay_schedule`` (whose ``decay_steps`` is T, warmup
+  included); notebook warmup/01 runs these comparisons.
 """
 
 from __future__ import annotations
@@ -93,11 +97,7 @@ class Schedule:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, Schedule):
-        return repr(v)
-    return repr(v)
+    return f"{v:g}" if isinstance(v, float) else repr(v)
 
 
 # ---------------------------------------------------------------- validation
@@ -279,9 +279,9 @@ def power(warmup: int, total: int, a: float = 4.6, b: float = -0.51, lr_max: flo
     The multiplier is relative to ``lr_max`` (set the optimizer's LR to ``lr_max``):
     ``c(t) = min(1, a·(tokens_per_step·t)^b / lr_max)``. Warmup is linear to the curve,
     ``t/W·c(W)``; the last D steps (``decay``, int steps or float fraction of total) decay
-    from ``c(T-D)`` by the WSD shape ``h`` to ``min_ratio·c(T-D)``. The reported a ≈ 4.6,
-    b ≈ -0.51 are from the paper's setting (tokens, batch size), uncertain, and its exact
-    final decay is unconfirmed: fit a and b to your own best LRs (notebook 03 does).
+    from ``c(T-D)`` by the WSD shape ``h`` to ``min_ratio·c(T-D)``. The defaults a = 4.6,
+    b = -0.51 are the paper's fit for its models, token counts and batch sizes; they do not
+    transfer to other settings: fit a and b to your own best LRs (notebook warmup/03 does).
     """
     warmup, total = _warmup_total("power", warmup, total)
     a = _positive("power", a, "a")
