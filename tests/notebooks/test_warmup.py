@@ -89,3 +89,14 @@ def test_05_certified_short_warmup(run_notebook):
     assert all(len(w) == 2 and min(w) > 0 for w in widths.values())
     claims_present(claims, ["short_ramp_hurts_standard_ibp", "short_ramp_matches_long_with_recipe",
                             "ibp_init_beats_default_without_bn", "ibp_init_beats_default_with_bn"])
+
+
+def test_06_growing_by_stacking(run_notebook):
+    records, claims = run_notebook("warmup/06_growing_by_stacking.ipynb")
+    final = records["final_loss"]
+    assert set(final) == {"deep from scratch", "grown by stacking", "grown with fresh layers", "kept shallow"}
+    assert all(len(v) == 3 and all(0 < x < 10 for x in v) for v in final.values())
+    # the shallow model is the starting point of every grown arm: their losses at growth come from it
+    at_growth = records["loss_at_growth"]
+    assert at_growth["kept shallow"] == pytest.approx(at_growth["shallow phase"])
+    claims_present(claims, ["stack_beats_scratch", "stack_beats_fresh_layers"])
