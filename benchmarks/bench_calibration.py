@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import torch
-from harness import RESULTS, devices, run_cases
+from harness import RESULTS, devices, kernel_paths, run_cases
 
 SHAPES = [(1_000_000, 100), (100_000, 1000)]
 TORCHMETRICS = "torchmetrics (softmax + multiclass_calibration_error)"
@@ -53,7 +53,7 @@ def agreement(devs: list[str]) -> list[dict]:
             logits, labels = inputs(n, c, dev)
             exact = value("reference", logits.double(), labels)
             theirs = value(TORCHMETRICS, logits, labels)
-            for impl in ["reference", "compile"] + (["triton"] if dev == "cuda" else []):
+            for impl in kernel_paths(dev):
                 ours = value(impl, logits, labels)
                 rows.append({"case": f"{n}x{c} {dev}", "impl": impl, "ece": ours, "torchmetrics": theirs,
                              "float64_reference": exact, "diff_vs_torchmetrics": abs(ours - theirs),
@@ -67,7 +67,7 @@ def main() -> None:
     devs = devices()
     cases = []
     for dev in devs:
-        impls = [TORCHMETRICS, "reference", "compile"] + (["triton"] if dev == "cuda" else [])
+        impls = [TORCHMETRICS, *kernel_paths(dev)]
         for n, c in SHAPES:
             case = {"case": f"{n}x{c} {dev}", "make": "make", "repeat": 20 if dev == "cuda" else 3}
             cases += [{**case, "impl": i, "params": {"impl": i, "n": n, "c": c, "device": dev}} for i in impls]

@@ -5,7 +5,7 @@ beside eager ``torch.nn.functional.cross_entropy`` (no z-loss) as the peer basel
 from __future__ import annotations
 
 import torch
-from harness import devices, run_cases
+from harness import devices, kernel_paths, run_cases
 
 TOKENS, VOCAB, Z = 8192, 32_000, 1e-4
 
@@ -31,7 +31,7 @@ def make(impl: str, device: str = "cpu"):
 def main() -> None:
     cases = []
     for dev in devices():
-        impls = ["reference", "compile", "torch F.cross_entropy (no z-loss)"] + (["triton"] if dev == "cuda" else [])
+        impls = [*kernel_paths(dev), "torch F.cross_entropy (no z-loss)"]
         cases += [{"case": f"{TOKENS}x{VOCAB} {dev}", "impl": i, "make": "make", "params": {"impl": i, "device": dev}}
                   for i in impls]
     run_cases("cross_entropy", __file__, cases, repeat=3)

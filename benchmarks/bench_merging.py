@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from harness import RESULTS, devices, run_cases
+from harness import RESULTS, devices, kernel_paths, run_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = os.environ.get("BENCH_MERGING_SMALL") == "1"
@@ -199,7 +199,7 @@ def bench_core() -> None:
     devs = devices()
     cases = []
     for dev in devs:
-        impls = ["reference", "compile"] + (["triton"] if dev == "cuda" else [])
+        impls = kernel_paths(dev)
         for method in ("ties", "dare_ties", "breadcrumbs"):
             cases += [{"case": f"{method} 3x{CORE_N / 1e6:g}M {dev}", "impl": i, "make": "make_core",
                        "params": {"impl": i, "method": method, "device": dev}} for i in impls]

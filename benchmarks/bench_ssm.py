@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import torch
-from harness import RESULTS, devices, run_cases
+from harness import RESULTS, devices, kernel_paths, run_cases
 
 H, N, LENGTHS = 256, 64, (1024, 4096, 16384)
 
@@ -37,7 +37,7 @@ def accuracy(devs: list[str]) -> list[dict]:
     for dev in devs:
         for L in LENGTHS:
             ref = s4d_kernel(*inputs("cpu", torch.complex128), L, impl="reference")
-            for impl in ["compile"] + (["triton"] if dev == "cuda" else []):
+            for impl in kernel_paths(dev, reference=False):
                 got = s4d_kernel(*inputs(dev), L, impl=impl).double().cpu()
                 rel = float((got - ref).norm() / ref.norm())
                 rows.append({"device": dev, "L": L, "impl": impl, "relative_error_vs_float64": rel})
@@ -49,7 +49,7 @@ def main() -> None:
     devs = devices()
     cases = []
     for dev in devs:
-        impls = ["reference", "compile"] + (["triton"] if dev == "cuda" else [])
+        impls = kernel_paths(dev)
         cases += [{"case": f"H={H} N={N} L={L} {dev}", "impl": i, "make": "make",
                    "params": {"impl": i, "L": L, "device": dev}, "repeat": 3 if L < 16384 else 2}
                   for L in LENGTHS for i in impls]

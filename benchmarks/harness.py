@@ -39,6 +39,12 @@ def devices() -> list[str]:
     return [d for d in wanted.split(",") if d in found] if wanted else found
 
 
+def kernel_paths(device: str, reference: bool = True) -> list[str]:
+    """The kernel paths to time on ``device``: ``reference`` (unless asked not to), ``fast``,
+    and ``triton`` on CUDA (see nbsupport.kernels)."""
+    return ["reference"] * reference + ["fast"] + ["triton"] * (device == "cuda")
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -138,6 +138,11 @@ def claim(name: str, statement: str, effect: Any, *, expect: str = ">", margin: 
     _display({CLAIM_MIME: entry, "text/plain": claim_line(entry)})
 
 
+def plural(unit: str, n: int) -> str:
+    """``seed`` -> ``seeds`` unless n is 1."""
+    return unit if n == 1 or unit.endswith("s") else f"{unit}s"
+
+
 def effect_text(c: Mapping[str, Any]) -> str:
     """``mean [lo, hi]`` of a claim entry (read from a notebook: infinities may be strings)."""
     lo, hi = (float(c[k]) for k in ("lo", "hi"))
@@ -150,7 +155,7 @@ def claim_line(c: Mapping[str, Any]) -> str:
               "≈": f"within ±{_num(c['margin'])}"}[c["expect"]]
     reason = f"; {c['reason']}" if c.get("reason") else ""
     return (f"[{c['verdict']}] {c['statement']} effect {effect_text(c)} (expected {target}; "
-            f"{int(c['level'] * 100)} % interval, n={c['n']} {c['unit']}s){reason}")
+            f"{int(c['level'] * 100)} % interval, n={c['n']} {plural(c['unit'], c['n'])}){reason}")
 
 
 def summary_html(claims: list[Mapping[str, Any]], checks: list[Mapping[str, Any]]) -> str:
@@ -163,7 +168,7 @@ def summary_html(claims: list[Mapping[str, Any]], checks: list[Mapping[str, Any]
             f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
             f'<td>{html.escape(c["statement"])}{reason}<br><small><code>{html.escape(c["name"])}</code></small></td>'
             f"<td>{html.escape(effect_text(c))}</td><td>{html.escape(c['expect'])} {_num(c['margin'])}</td>"
-            f"<td>{c['n']} {html.escape(c['unit'])}s</td><td>{html.escape(c.get('paper', ''))}</td></tr>")
+            f"<td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td><td>{html.escape(c.get('paper', ''))}</td></tr>")
     failed = [k for k in checks if not k["ok"]]
     check_items = "".join(
         f'<li style="color:{COLOURS["ok" if k["ok"] else "failed"]}">{"ok" if k["ok"] else "FAILED"}: '

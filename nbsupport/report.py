@@ -18,7 +18,7 @@ from typing import Any
 
 from nbsupport.atomic import atomic_write
 from nbsupport.evidence import VERDICTS
-from nbsupport.record import COLOURS, effect_text, summary_html
+from nbsupport.record import COLOURS, effect_text, plural, summary_html
 
 SCHEMA = "warm-start-report/1"
 #: Notebook statuses: ran and every check held / a check failed / the run raised or timed out.
@@ -99,7 +99,7 @@ def _claim_rows(e: Mapping[str, Any]) -> str:
             f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
             f'<td>{html.escape(c["statement"])}{reason}</td><td>{html.escape(c.get("paper", ""))}</td>'
             f"<td>{html.escape(effect_text(c))}<br><small>expected {html.escape(c['expect'])} "
-            f"{c['margin']:.4g}</small></td><td>{c['n']} {html.escape(c['unit'])}s</td>"
+            f"{c['margin']:.4g}</small></td><td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td>"
             f'<td>{f"<a href={chr(34)}{link}{chr(34)}>notebook</a>" if link else ""}</td></tr>')
     return "".join(rows)
 

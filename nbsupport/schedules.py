@@ -5,7 +5,7 @@ Every constructor returns a :class:`Schedule`: ``s(step)`` gives the multiplier 
 ``torch.optim.lr_scheduler.LambdaLR``, and ``repr(s)`` reads like the call that built it.
 Steps count optimizer updates from 0; ``LambdaLR`` evaluates step 0 before the first update.
 
-Notation: t step, W warmup steps, T total steps,
+Notation (as in docs/bibliography.md, warmup): t step, W warmup steps, T total steps,
 p = (t - W)/(T - W), m the minimum-LR ratio.
 
 Conventions, and where they match the libraries people use:
@@ -97,6 +97,7 @@ class Schedule:
 
 
 def _fmt(v: Any) -> str:
+    """A parameter as it reads in a call: floats in ``g`` format (``1000.0`` reads ``1000``), the rest by repr."""
     return f"{v:g}" if isinstance(v, float) else repr(v)
 
 
@@ -276,12 +277,15 @@ def power(warmup: int, total: int, a: float = 4.6, b: float = -0.51, lr_max: flo
           min_ratio: float = 0.0) -> Schedule:
     """Power scheduler (Shen et al. 2024): ``lr(t) = min(lr_max, a·n^b)``, n = tokens seen.
 
-    The multiplier is relative to ``lr_max`` (set the optimizer's LR to ``lr_max``):
+    The paper's law is ``η = β·a·n^b`` with β the batch size; here β is folded into ``a``
+    (the project's convention: one constant per setup). The multiplier is relative to
+    ``lr_max`` (set the optimizer's LR to ``lr_max``):
     ``c(t) = min(1, a·(tokens_per_step·t)^b / lr_max)``. Warmup is linear to the curve,
     ``t/W·c(W)``; the last D steps (``decay``, int steps or float fraction of total) decay
-    from ``c(T-D)`` by the WSD shape ``h`` to ``min_ratio·c(T-D)``. The defaults a = 4.6,
-    b = -0.51 are the paper's fit for its models, token counts and batch sizes; they do not
-    transfer to other settings: fit a and b to your own best LRs (notebook warmup/03 does).
+    from ``c(T-D)`` by the WSD shape ``h`` to ``min_ratio·c(T-D)`` (the project's choice of
+    final decay, not the paper's formula). The defaults a = 4.6, b = -0.51 are starting
+    values for the paper's setting, not constants of a small model: fit a and b to your own
+    best learning rates (warmup notebook 03 does).
     """
     warmup, total = _warmup_total("power", warmup, total)
     a = _positive("power", a, "a")

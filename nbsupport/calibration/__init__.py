@@ -1,4 +1,4 @@
-"""Calibration and temperature (REFERENCE.md §4).
+"""Calibration and temperature (papers and equations: docs/bibliography.md, calibration).
 
 - :mod:`~nbsupport.calibration.metrics`: ``ece`` (equal width / equal mass; l1, l2, max),
   ``classwise_ece``, ``nll``, ``brier``, ``accuracy``, ``reliability``, from probabilities or logits;

@@ -1,7 +1,7 @@
 """Calibration metrics from probabilities or logits: ECE (equal width / equal mass; l1, l2, max),
 classwise ECE, NLL, Brier score and reliability tables.
 
-Definitions (REFERENCE.md §4). With top-label confidence ``c_i = max_k p_ik``, correctness
+Definitions (papers in docs/bibliography.md). With top-label confidence ``c_i = max_k p_ik``, correctness
 ``a_i = [argmax_k p_ik = y_i]`` and bins ``B_b`` over confidence:
 
 - ``ECE = Σ_b (|B_b|/n)·|acc(B_b) - conf(B_b)|`` (Naeini et al. 2015; Guo et al. 2017, eq. 3);

@@ -1,5 +1,5 @@
 """Balanced training on imbalanced multi-domain data ("Upsample or Upweight? Balanced Training
-on Heavily Imbalanced Datasets", 2024; REFERENCE.md §4).
+on Heavily Imbalanced Datasets", Li et al. 2024; docs/bibliography.md, calibration).
 
 Domains of sizes ``n_i``. *Temperature sampling* draws domain ``i`` with probability
 ``p_i(τ) ∝ n_i^(1/τ)`` (``τ = 1``: proportional, ``τ → ∞``: uniform). *Upweighting*
@@ -7,8 +7,8 @@ Domains of sizes ``n_i``. *Temperature sampling* draws domain ``i`` with probabi
 by ``w_i = p_i(τ)/q_i``, so the expected loss is the same ``Σ_i p_i(τ)·L_i``: equal under full-batch
 gradient descent, not under SGD (sampling has lower gradient variance but repeats the small
 domains more often). *Cooldown* lowers τ during training (high τ first, then towards
-proportional); the paper's exact schedule is unconfirmed, here τ falls linearly between two
-fractions of training.
+proportional). The schedule is this project's convention, not the paper's: τ falls linearly
+between two fractions of training (see :func:`cooldown`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 Models via DRO"): a small head predicting a per-input temperature from the logits.
 
 The robust loss for a token with logits ``z`` (V classes) and label ``y`` at temperature ``τ``
-(REFERENCE.md §4, the KL-constrained DRO dual):
+(the dual of KL-constrained distributionally robust optimization, the paper's §3; written
+here per token over the V classes with a uniform reference distribution):
 
     L(τ) = τ·log((1/V)·Σ_k exp((z_k - z_y)/τ)) + τ·ρ.
 

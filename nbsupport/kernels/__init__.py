@@ -1,10 +1,12 @@
 """One resolver for every kernel: ``impl = resolve(op, device, impl=None)``.
 
 Order of precedence: the explicit ``impl`` argument, then ``$NBSUPPORT_IMPL``
-(``reference``, ``triton`` or ``compile``), then the automatic choice: Triton on CUDA when
-``triton`` imports, otherwise the CPU fast path (``compile``) when the op has one, else the
-reference. ``compile`` names the op's fast torch path (restructured, chunked or
-``torch.compile``-d); it is what runs on CPU by default.
+(``reference``, ``triton`` or ``fast``), then the automatic choice: Triton on CUDA when
+``triton`` imports, otherwise the CPU fast path (``fast``) when the op has one, else the
+reference. ``fast`` names the op's restructured torch path (chunked or blocked so that no
+large temporary is built; no ``torch.compile``); it is what runs on CPU by default. An
+unknown name raises one ``ValueError`` listing the valid ones. docs/kernels.md describes
+every op and its paths.
 
 Each op module registers its paths with :func:`register`. Triton modules are imported
 lazily, on first use, so ``TRITON_INTERPRET=1`` can be set before they define kernels.
@@ -20,16 +22,21 @@ from functools import cache
 
 import torch
 
-IMPLS = ("reference", "triton", "compile")
+IMPLS = ("reference", "triton", "fast")
 
 # op -> impl -> "module:function" (imported on first use)
 _REGISTRY: dict[str, dict[str, str]] = {}
 
 
+def _unknown(name: str, source: str) -> ValueError:
+    valid = ", ".join(repr(i) for i in IMPLS)
+    return ValueError(f"unknown kernel impl {name!r} ({source}); valid values are {valid}")
+
+
 def register(op: str, impl: str, target: str) -> None:
     """Register ``target`` ("package.module:function") as the ``impl`` path of ``op``."""
     if impl not in IMPLS:
-        raise ValueError(f"unknown impl {impl!r}; use one of {IMPLS}")
+        raise _unknown(impl, f"registering op {op!r}")
     _REGISTRY.setdefault(op, {})[impl] = target
 
 
@@ -68,10 +75,11 @@ def choose(op: str, device: torch.device | str, impl: str | None = None) -> str:
     """The name of the path ``resolve`` would use."""
     paths = available(op)
     device = torch.device(device)
-    name = impl or os.environ.get("NBSUPPORT_IMPL") or None
+    env = os.environ.get("NBSUPPORT_IMPL") or None
+    name = impl or env
     if name is not None:
         if name not in IMPLS:
-            raise ValueError(f"unknown impl {name!r} (from argument or NBSUPPORT_IMPL); use one of {IMPLS}")
+            raise _unknown(name, "the impl argument" if impl else "$NBSUPPORT_IMPL")
         if name not in paths:
             raise ValueError(f"op {op!r} has no {name!r} path; it has {paths}")
         if name == "triton":
@@ -80,12 +88,12 @@ def choose(op: str, device: torch.device | str, impl: str | None = None) -> str:
             if device.type != "cuda" and not interpreting():
                 raise RuntimeError(
                     "impl 'triton' runs on CUDA tensors; on CPU set TRITON_INTERPRET=1 before "
-                    "importing nbsupport (slow, for tests) or choose 'compile'/'reference'"
+                    "importing nbsupport (slow, for tests) or choose 'fast' or 'reference'"
                 )
         return name
     if device.type == "cuda" and "triton" in paths and triton_available():
         return "triton"
-    return "compile" if "compile" in paths else "reference"
+    return "fast" if "fast" in paths else "reference"
 
 
 def resolve(op: str, device: torch.device | str, impl: str | None = None) -> Callable:

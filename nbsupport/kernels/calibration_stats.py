@@ -14,7 +14,7 @@ except that the first bin also takes everything below ``e_1`` and the last bin e
 never in a hidden extra bin. The bin index is the number of inner edges ``<= confidence``.
 
 Paths: ``reference`` (plain, differentiable in ``logits`` and ``temperature``, float64-testable),
-``compile`` (CPU fast path: rows in chunks of a few MiB through torch's fused softmax, with
+``fast`` (CPU fast path: rows in chunks of a few MiB through torch's fused softmax, with
 ``log Z = max - log(confidence)``, a float64 histogram through ``torch.bincount``; no (n, C)
 temporary; 2-3x faster than torchmetrics' softmax + calibration error with 3x less memory in
 ``benchmarks/bench_calibration.py``), ``triton`` (:mod:`nbsupport.kernels.calibration_stats_triton`;
@@ -30,7 +30,7 @@ import torch
 from nbsupport.kernels import register, resolve
 
 register("calibration_stats", "reference", "nbsupport.kernels.calibration_stats:reference")
-register("calibration_stats", "compile", "nbsupport.kernels.calibration_stats:chunked")
+register("calibration_stats", "fast", "nbsupport.kernels.calibration_stats:chunked")
 register("calibration_stats", "triton",
          "nbsupport.kernels.calibration_stats_triton:triton_calibration_stats")
 

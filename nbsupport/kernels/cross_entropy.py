@@ -4,7 +4,7 @@ proxies for large-scale Transformer training instabilities", §3.2; PaLM's auxil
 For logits ``x`` (N, V) and targets ``y``: ``log Z = logsumexp(x)``,
 ``loss_i = log Z_i - x_{i,y_i} + z·(log Z_i)²``, averaged over targets that are not
 ``ignore_index``. Paths: ``reference`` (plain autograd, clear, float64-testable),
-``compile`` (CPU fast path: rows in chunks with the gradient computed in the forward pass,
+``fast`` (CPU fast path: rows in chunks with the gradient computed in the forward pass,
 so no softmax is kept for backward), ``triton`` (:mod:`nbsupport.kernels.cross_entropy_triton`).
 
 The gradient, used by the fast paths: ``∂loss_i/∂x_ij = p_ij·(1 + 2z·log Z_i) - [j = y_i]``.
@@ -17,7 +17,7 @@ import torch
 from nbsupport.kernels import register, resolve
 
 register("cross_entropy", "reference", "nbsupport.kernels.cross_entropy:reference")
-register("cross_entropy", "compile", "nbsupport.kernels.cross_entropy:chunked")
+register("cross_entropy", "fast", "nbsupport.kernels.cross_entropy:chunked")
 register("cross_entropy", "triton", "nbsupport.kernels.cross_entropy_triton:triton_cross_entropy")
 
 

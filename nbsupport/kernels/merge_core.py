@@ -20,7 +20,7 @@ with a bound are all kept (mergekit keeps exactly k, breaking ties by sort order
 ``u(seed, j)`` is a counter-based hash (two rounds of Wellons' lowbias32 on 32-bit words),
 the same bits in every path, so a DARE mask is reproducible from its seed, independent of
 chunking and device. Paths: ``reference`` (plain torch on the stacked rows),
-``compile`` (CPU fast path: column chunks, in-place ops, no (n, m) temporaries),
+``fast`` (CPU fast path: column chunks, in-place ops, no (n, m) temporaries),
 ``triton`` (:mod:`nbsupport.kernels.merge_core_triton`).
 """
 
@@ -34,7 +34,7 @@ import torch
 from nbsupport.kernels import register, resolve
 
 register("merge_core", "reference", "nbsupport.kernels.merge_core:reference")
-register("merge_core", "compile", "nbsupport.kernels.merge_core:chunked")
+register("merge_core", "fast", "nbsupport.kernels.merge_core:chunked")
 register("merge_core", "triton", "nbsupport.kernels.merge_core_triton:triton_merge_core")
 
 MASK32 = 0xFFFFFFFF

@@ -9,7 +9,7 @@ are broken arbitrarily (compare sets of values, not the order of equal scores).
 Paths (through :func:`nbsupport.kernels.resolve`):
 
 - ``reference``: the full (U, I) score matrix, masked, ``torch.topk``. Clear, not bounded.
-- ``compile`` (CPU fast path, :func:`chunked`): users in chunks of ``user_chunk`` (one chunk
+- ``fast`` (CPU fast path, :func:`chunked`): users in chunks of ``user_chunk`` (one chunk
   per worker thread) and items in blocks of ``item_chunk``, so at most
   ``workers × user_chunk × item_chunk`` scores exist at once.
   The first block of a chunk is selected with ``torch.topk``; later blocks only pass on the
@@ -27,7 +27,7 @@ import torch
 from nbsupport.kernels import register, resolve
 
 register("topk_scores", "reference", "nbsupport.kernels.topk:reference")
-register("topk_scores", "compile", "nbsupport.kernels.topk:chunked")
+register("topk_scores", "fast", "nbsupport.kernels.topk:chunked")
 register("topk_scores", "triton", "nbsupport.kernels.topk_triton:triton_topk_scores")
 
 Seen = tuple[torch.Tensor, torch.Tensor]

@@ -4,7 +4,7 @@ Gu et al. 2022 (S4D), §3.2: the convolution kernel of a diagonal SSM is a Vande
 matrix-vector product. Paths:
 
 - ``reference``: materializes the complex (H, N, L) powers; clear, float64-testable.
-- ``compile`` (CPU fast path, :func:`blocked`): write ``l = i b + j`` so that
+- ``fast`` (CPU fast path, :func:`blocked`): write ``l = i b + j`` so that
   ``z^l = z^(i b) z^j``; with ``P[h, n, i] = C exp(dtA i b)`` and ``Q[h, n, j] = exp(dtA j)``,
   ``K[h, i b + j] = 2 sum_n (Re P Re Q - Im P Im Q)``: one real batched matmul with inner
   dimension 2N, never building (H, N, L). Memory O(H N (L/b + b)) instead of O(H N L); every
@@ -22,7 +22,7 @@ import torch
 from nbsupport.kernels import register
 
 register("s4d_kernel", "reference", "nbsupport.kernels.vandermonde:reference")
-register("s4d_kernel", "compile", "nbsupport.kernels.vandermonde:blocked")
+register("s4d_kernel", "fast", "nbsupport.kernels.vandermonde:blocked")
 register("s4d_kernel", "triton", "nbsupport.kernels.vandermonde_triton:triton_s4d_kernel")
 
 

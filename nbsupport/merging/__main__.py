@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out_dir", help="output folder (sharded safetensors + index JSON)")
     ap.add_argument("--max-shard-size", default="2GB", help="shard size, e.g. 2GB or 500MB (default 2GB)")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty out_dir")
-    ap.add_argument("--impl", choices=["reference", "compile", "triton"], help="kernel path for the merge core")
+    ap.add_argument("--impl", choices=["reference", "fast", "triton"], help="kernel path for the merge core")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

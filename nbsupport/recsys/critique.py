@@ -1,5 +1,6 @@
 """A critiquing simulator (after "Self-Supervised Bot Play for Conversational Recommendation
-with Justifications", Wu et al. 2022, with genres as the aspects a recommendation is justified by).
+with Justifications", Li, Majumder & McAuley 2022, with genres as the aspects a recommendation
+is justified by).
 
 A simulated user holds a hidden target item. Each turn the recommender shows its best item
 not shown before (and not seen in training); if it is the target the session ends. Otherwise

@@ -1,6 +1,6 @@
 """State space model initialization: HiPPO, S4D inits, discretization, the S4D kernel, PTD.
 
-Papers (REFERENCE.md section 3): Gu et al. 2020 "HiPPO" and 2022 "How to Train Your HiPPO"
+Papers (equations in docs/bibliography.md): Gu et al. 2020 "HiPPO" and 2022 "How to Train Your HiPPO"
 (projection operators, the LegS/LegT/LagT/FouT matrices); Gu et al. 2022 "On the
 Parameterization and Initialization of Diagonal State Space Models" (S4D inits, step size,
 ZOH/bilinear, the Vandermonde kernel); Yu, Mahoney & Erichson 2023 "Robustifying
@@ -8,8 +8,8 @@ State-space Models for Long Sequences via Approximate Diagonalization" (PTD).
 
 Conventions. ``hippo(measure, N)`` returns real float64 (A, B) for the continuous dynamics
 ``c'(t) = A c(t) + B f(t)`` with a unit timescale: LegS is time-varying (``c' = (A c + B f)/t``),
-LegT (with the factor 1/2 of the reference sheet) remembers a window of length 2, LagT weighs
-the past by ``exp(-age)``, FouT remembers a window of length 1. Diagonal SSMs keep one
+LegT (with the factor 1/2 of the s4 repository's ``transition("legt")``) remembers a window of
+length 2, LagT weighs the past by ``exp(-age)``, FouT remembers a window of length 1. Diagonal SSMs keep one
 eigenvalue of each conjugate pair: ``s4d_init(kind, N)`` returns N//2 complex values, and every
 kernel is ``K[l] = 2 Re sum_n C_n Bbar_n Abar_n^l``.
 """
@@ -47,7 +47,9 @@ def hippo(measure: str, N: int) -> tuple[np.ndarray, np.ndarray]:
     How to Train Your HiPPO, §3): ``c' = D c + b (f(t) - f(t-1))`` with D the derivative
     (rotation) blocks and b the basis at the window's edge; the value leaving the window is
     estimated by the Fourier sum at the jump, which converges to (f(t) + f(t-1))/2, so
-    ``f(t-1) ~ 2 b^T c - f(t)``, giving ``A = D - 2 b b^T``, ``B = 2 b`` (our derivation). The estimate is
+    ``f(t-1) ~ 2 b^T c - f(t)``, giving ``A = D - 2 b b^T``, ``B = 2 b``: twice the s4 repository's ``transition("fout")``
+    (frequencies pi k, a window of length 2), i.e. the same system on a window of length 1,
+    a convention this project chose so that every measure has a unit timescale. The estimate is
     rough and the rotations are only marginally stable, so its errors persist: FouT
     reconstructs smooth signals coarsely (tests check the coefficients to 0.02 at N = 33)."""
     n = np.arange(N, dtype=np.float64)
@@ -170,7 +172,7 @@ def s4d_init(kind: str, N: int, generator: torch.Generator | None = None,
 
     legs: eigenvalues of the LegS normal part (real part exactly -1/2); lin: -1/2 + i pi n;
     inv: -1/2 + i (N/pi)(N/(2n+1) - 1); real: -(n+1); random: -1/2 + i exp(z), z ~ N(0, 1)
-    (log-normal imaginary parts, the s4 repository's ``rand`` option as we recall it)."""
+    (log-normal imaginary parts, as ``init="rand"`` in the s4 repository's ``dplr``)."""
     if N % 2:
         raise ValueError(f"s4d_init: N must be even (conjugate pairs), got {N}")
     n = torch.arange(N // 2, dtype=torch.float64)
@@ -235,7 +237,7 @@ def s4d_kernel(dtA: torch.Tensor, C: torch.Tensor, L: int, impl: str | None = No
     """Real (H, L) Vandermonde product ``K[h, l] = 2 Re sum_n C[h, n] exp(dtA[h, n] l)``.
 
     ``dtA`` and ``C`` are complex (H, N), one of each conjugate pair; the caller folds the
-    discretization factor into C (see :func:`ssm_kernel`). Paths: ``reference``, ``compile``
+    discretization factor into C (see :func:`ssm_kernel`). Paths: ``reference``, ``fast``
     (blocked real matmul, CPU default), ``triton`` (:mod:`nbsupport.kernels.vandermonde`)."""
     return resolve("s4d_kernel", dtA.device, impl)(dtA, C, L)
 
@@ -305,7 +307,7 @@ def transfer_function(A: np.ndarray, B: np.ndarray, C: np.ndarray, omega: np.nda
 
 
 def __getattr__(name: str) -> Any:
-    if name == "S4D":  # the layer lives with the models; re-exported here (DESIGN.md entry points)
+    if name == "S4D":  # the layer lives with the models; re-exported here as part of the ssm API
         from nbsupport.models.s4d import S4D
 
         return S4D

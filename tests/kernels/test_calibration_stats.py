@@ -1,4 +1,4 @@
-"""calibration_stats paths (compile, triton) against the float64 reference.
+"""calibration_stats paths (fast, triton) against the float64 reference.
 
 Tolerances: float32 paths vs the float64 reference: confidence 1e-6 absolute, NLL 1e-5
 relative + 1e-5 absolute, histogram counts and correctness exact (inputs chosen away from bin
@@ -49,8 +49,8 @@ CASES = [(1, 1, 1.0, 1.0, 15), (37, 10, 3.0, 1.0, 15), (64, 100, 2.0, 0.5, 10), 
 
 
 def test_registered_paths():
-    assert set(available("calibration_stats")) == {"reference", "compile", "triton"}
-    assert choose("calibration_stats", "cpu") == "compile"
+    assert set(available("calibration_stats")) == {"reference", "fast", "triton"}
+    assert choose("calibration_stats", "cpu") == "fast"
 
 
 @pytest.mark.parametrize("n, c, scale, t, n_bins", CASES)

@@ -51,7 +51,7 @@ def test_reference_gradient_formula():
 
 @pytest.mark.parametrize("z", [0.0, 1e-3, 0.5])
 @pytest.mark.parametrize("chunk", [1, 4, 1024])
-def test_compile_path_matches_reference(z, chunk):
+def test_fast_path_matches_reference(z, chunk):
     x, t = inputs(13, 50, scale=10.0, seed=3)
     t[[0, 7]] = -100
     a = x.clone().requires_grad_(True)
@@ -66,7 +66,7 @@ def test_compile_path_matches_reference(z, chunk):
     assert torch.equal(x, a.detach())  # inputs untouched
 
 
-def test_compile_path_edge_cases():
+def test_fast_path_edge_cases():
     # all rows ignored: loss 0, zero gradient; float32 input gives float32 gradient
     x = torch.randn(3, 5, requires_grad=True)
     loss, _ = chunked(x, torch.full((3,), -100), z_loss=1e-4)
@@ -151,17 +151,35 @@ def test_triton_on_cuda_large(shape):
 
 def test_resolver_chooses_and_validates(monkeypatch):
     monkeypatch.delenv("NBSUPPORT_IMPL", raising=False)
-    assert kernels.choose("cross_entropy", "cpu") == "compile"
+    assert kernels.choose("cross_entropy", "cpu") == "fast"
     assert kernels.choose("cross_entropy", "cpu", "reference") == "reference"
     monkeypatch.setenv("NBSUPPORT_IMPL", "reference")
     assert kernels.choose("cross_entropy", "cpu") == "reference"
-    assert kernels.choose("cross_entropy", "cpu", "compile") == "compile"  # argument wins
+    assert kernels.choose("cross_entropy", "cpu", "fast") == "fast"  # argument wins
     monkeypatch.setenv("NBSUPPORT_IMPL", "fastest")
-    with pytest.raises(ValueError, match="unknown impl 'fastest'"):
+    with pytest.raises(ValueError, match=r"unknown kernel impl 'fastest' \(\$NBSUPPORT_IMPL\)"):
         kernels.choose("cross_entropy", "cpu")
     with pytest.raises(KeyError, match="unknown op"):
         kernels.resolve("no_such_op", "cpu")
     assert "cross_entropy" in kernels.ops()
+
+
+VALID = "valid values are 'reference', 'triton', 'fast'"
+
+
+@pytest.mark.parametrize("name", ["compile", "Fast", "fastest"])
+def test_unknown_impl_names_the_valid_values(monkeypatch, name):
+    """The old name ``compile`` (and any other unknown name) fails with one error listing the valid ones."""
+    monkeypatch.delenv("NBSUPPORT_IMPL", raising=False)
+    with pytest.raises(ValueError, match=f"unknown kernel impl '{name}' \\(the impl argument\\); {VALID}"):
+        kernels.choose("cross_entropy", "cpu", name)
+    with pytest.raises(ValueError, match=VALID):
+        cross_entropy(*inputs(2, 3), impl=name)
+    monkeypatch.setenv("NBSUPPORT_IMPL", name)
+    with pytest.raises(ValueError, match=f"unknown kernel impl '{name}' \\(\\$NBSUPPORT_IMPL\\); {VALID}"):
+        kernels.choose("cross_entropy", "cpu")
+    with pytest.raises(ValueError, match=VALID):
+        kernels.register("cross_entropy", name, "nbsupport.kernels.cross_entropy:chunked")
 
 
 def test_triton_on_cpu_without_interpreter_is_refused(monkeypatch):

@@ -45,7 +45,7 @@ def test_chunked_matches_reference(consensus, normalize):
     a = args_for(d)
     want = reference(d.double(), consensus=consensus, normalize=normalize, **a)
     check(chunked(d, consensus=consensus, normalize=normalize, chunk=777, **a), want)
-    check(merge_core(list(d), consensus=consensus, normalize=normalize, impl="compile", **a), want)
+    check(merge_core(list(d), consensus=consensus, normalize=normalize, impl="fast", **a), want)
 
 
 def test_edge_cases():

@@ -117,7 +117,7 @@ def test_input_checks_and_resolver():
         chunked(users, items, 0)
     with pytest.raises(ValueError, match="indptr"):
         chunked(users, items, 2, (torch.zeros(3, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
-    assert kernels.choose("topk_scores", "cpu") == "compile"
+    assert kernels.choose("topk_scores", "cpu") == "fast"
     v, i = topk_scores(users, items, 3, impl="reference")
     assert torch.equal(i, reference(users, items, 3)[1])
 

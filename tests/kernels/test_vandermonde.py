@@ -77,12 +77,12 @@ def test_blocked_float32_and_gradients():
 
 def test_resolver_and_public_entry():
     dtA, C = case(2, 4, seed=6)
-    assert "compile" in kernels.available("s4d_kernel")
-    assert kernels.choose("s4d_kernel", "cpu") in ("compile", "triton") or os.environ.get("NBSUPPORT_IMPL")
-    for impl in ("reference", "compile"):
+    assert "fast" in kernels.available("s4d_kernel")
+    assert kernels.choose("s4d_kernel", "cpu") in ("fast", "triton") or os.environ.get("NBSUPPORT_IMPL")
+    for impl in ("reference", "fast"):
         torch.testing.assert_close(ssm.s4d_kernel(dtA, C, 65, impl=impl), reference(dtA, C, 65))
     with pytest.raises(TypeError):
-        ssm.s4d_kernel(dtA.real, C, 5, impl="compile")
+        ssm.s4d_kernel(dtA.real, C, 5, impl="fast")
     with pytest.raises(ValueError):
         ssm.s4d_kernel(dtA, C[:, :2], 5, impl="reference")
 

@@ -1,7 +1,7 @@
 """nbsupport.schedules against independently computed published definitions.
 
 Each schedule is compared at every step of a 10 000-step run (tolerance 1e-12) with
-(a) the formula written out here, step by step in plain Python (REFERENCE.md section 1), and
+(a) the formula written out here, step by step in plain Python (definitions in docs/bibliography.md), and
 (b) the library that publishes it (transformers' LambdaLR factories, torch's schedulers),
 called directly.
 """

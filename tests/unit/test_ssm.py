@@ -1,4 +1,4 @@
-"""nbsupport.ssm against closed forms and brute-force computations (REFERENCE.md section 3)."""
+"""nbsupport.ssm against closed forms and brute-force computations (papers: docs/bibliography.md, SSM)."""
 
 import math
 
@@ -142,7 +142,7 @@ def test_kernel_is_impulse_response(method):
     B = torch.randn(H, n, dtype=torch.complex128, generator=g)
     C = torch.randn(H, n, dtype=torch.complex128, generator=g)
     log_dt = torch.log(torch.tensor([0.01, 0.1, 0.5], dtype=torch.float64))
-    K = ssm.ssm_kernel(A, B, C, log_dt, L, method, impl="compile")
+    K = ssm.ssm_kernel(A, B, C, log_dt, L, method, impl="fast")
     Ab, Bb = ssm.discretize(A, B, log_dt.exp()[:, None], method)
     x = torch.zeros(H, n, dtype=torch.complex128)
     for step in range(L):  # impulse u = (1, 0, 0, ...): y_l = 2 Re sum C x_l
