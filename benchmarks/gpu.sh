@@ -14,7 +14,7 @@ PIP=($PY -m pip install -q ${WHEELS:+--no-index --find-links "$WHEELS"})
 
 if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     # PyPI's Linux torch wheels are CUDA builds
-    "${PIP[@]}" "torch==2.13.0"
+    "${PIP[@]}" -c constraints.txt torch
 fi
 # what the gpu tests and kernel benchmarks import, by distribution name; installed when absent
 missing=$($PY - numpy pandas scipy tqdm plotly triton pytest pytest-timeout torchmetrics <<'PYEOF'

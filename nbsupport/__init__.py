@@ -23,7 +23,7 @@ from nbsupport.record import (
     summary,
 )
 from nbsupport.scales import SCALES, preset
-from nbsupport.viz import setup as _viz_setup
+from nbsupport.sweep import sweep
 
 __version__ = "0.1.0"
 __all__ = [
@@ -31,15 +31,13 @@ __all__ = [
     "read_records", "record", "seed_everything", "summary", "sweep",
 ]
 
+# ``nbsupport.sweep`` is the function: bound above, after Python set the package attribute, and
+# never rebound because the package is imported only once.
 _LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "warmup", "kernels", "data", "models",
-         "train", "viz", "runner", "evidence"}
-
-_viz_setup()
+         "train", "viz", "runner", "evidence", "exercises", "progress"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return importlib.import_module(f"nbsupport.{name}")
-    if name == "sweep":
-        return importlib.import_module("nbsupport.sweep").sweep
     raise AttributeError(f"module 'nbsupport' has no attribute {name!r}")

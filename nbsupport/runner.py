@@ -2,9 +2,10 @@
 
 ``run(paths, scale=..., params=..., jobs=..., out=...)`` executes each notebook headless with
 the current environment's kernel, writes ``<out>/<theme>/<name>.ipynb`` and ``.html`` (plotly
-embedded, viewable offline) atomically, keeps going past a failing notebook, and writes
-``<out>/index.html`` and ``<out>/index.json``: every notebook with its scale, wall time,
-status and claims. Source notebooks are only read.
+embedded, viewable offline) atomically, keeps going past a failing notebook, and updates
+``<out>/index.html`` and ``<out>/index.json`` after every notebook: each notebook with its
+scale, wall time, status and claims. Source notebooks are only read. Each notebook runs in
+its own process (:mod:`nbsupport.workers`), so a time limit or Ctrl-C stops it cleanly.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import ast
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,11 @@ from typing import Any
 import nbformat
 from tqdm.auto import tqdm
 
-from nbsupport.atomic import atomic_write
+from nbsupport.atomic import atomic_write, locked
 from nbsupport.record import read_checks, read_claims, read_records
 from nbsupport.report import write_report
 from nbsupport.scales import SCALES, check_scale
+from nbsupport.workers import Interrupted, interrupt_on_signals, run_each
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -130,23 +132,30 @@ def _literal(default: str) -> Any:
         return None
 
 
-def check_params(path: Path, params: dict[str, Any]) -> None:
-    """Every parameter must exist in the notebook's parameters cell with a compatible type."""
+def check_params(path: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter must exist in the notebook's parameters cell with a compatible type;
+    returns ``params`` with ints widened to float where the default is a float (so 1 and 1.0
+    are one value). A bool is not an int here, although Python says it is."""
     declared = parameters_of(path)
+    checked = dict(params)
     for name, value in params.items():
         if name not in declared:
             raise UsageError(
                 f"{path.name} has no parameter {name!r}; it has: {', '.join(declared) or 'none'}"
             )
         default = _literal(declared[name]["default"])
-        if default is None or isinstance(value, type(default)):
+        if default is None:
+            continue
+        if isinstance(value, bool) == isinstance(default, bool) and isinstance(value, type(default)):
             continue
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            checked[name] = float(value)
             continue
         raise UsageError(
             f"parameter {name}={value!r} for {path.name}: expected {type(default).__name__} "
             f"like its default {declared[name]['default']}"
         )
+    return checked
 
 
 @contextmanager
@@ -164,23 +173,23 @@ def _kernel_env(**values: str):
                 os.environ[k] = v
 
 
-def _to_html(nb: nbformat.NotebookNode) -> str:
-    from nbconvert import HTMLExporter
+def _to_html(nb: nbformat.NotebookNode, out: Path | None = None) -> str:
+    """The page of an executed notebook; its figures use ``<out>/plotly.min.js`` (written once)."""
+    from nbsupport.export import notebook_html
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
+    return notebook_html(nb, out)
 
 
-def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result:
-    """Execute one notebook with papermill; write its .ipynb and .html under ``out``."""
+def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
+            cell_timeout: float | None = None) -> Result:
+    """Execute one notebook with papermill; write its .ipynb and .html under ``out``. A cell
+    that runs longer than ``cell_timeout`` seconds fails the notebook."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     theme = theme_of(path)
     out_nb = out / theme / path.name
     out_html = out_nb.with_suffix(".html")
-    if out_nb.resolve() == path.resolve():
-        raise UsageError(f"output {out_nb} would overwrite the source notebook; choose another --out")
     source = nbformat.read(path, as_version=4)
     status, error = "ok", ""
     start = time.perf_counter()
@@ -190,6 +199,7 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result
             papermill.execute_notebook(
                 str(path), str(tmp_nb), parameters={"SCALE": scale, **params},
                 kernel_name="python3", progress_bar=False, cwd=str(path.parent),
+                execution_timeout=cell_timeout,
             )
         except PapermillExecutionError as exc:
             status, error = "failed", f"{exc.ename}: {exc.evalue}"
@@ -201,11 +211,12 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result
             nb.metadata.setdefault("nbsupport", {}).update(
                 {"scale": scale, "seconds": round(seconds, 2), "status": status, "error": error})
             atomic_write(out_nb, nbformat.writes(nb))
-            atomic_write(out_html, _to_html(nb))
+            atomic_write(out_html, _to_html(nb, out))
             claims, checks, records = read_claims(out_nb), read_checks(out_nb), read_records(out_nb)
             if status == "ok" and not all(k["ok"] for k in checks):
                 status = "check failed"
                 error = "failed checks: " + ", ".join(k["name"] for k in checks if not k["ok"])
+
         else:
             claims, checks, records = [], [], {}
     return Result(
@@ -217,56 +228,148 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path) -> Result
     )
 
 
+def read_problem(path: Path) -> str:
+    """Why ``path`` cannot be read as a notebook (one line), or "" when it can."""
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - invalid JSON, not a notebook, unreadable file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"cannot read {path.name} as a notebook: {type(exc).__name__}: {first}"[:300]
+    return ""
+
+
+def failed_result(path: Path, scale: str, error: str, seconds: float = 0.0) -> Result:
+    """The report entry of a notebook that produced no executed notebook."""
+    return Result(notebook=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+                  theme=theme_of(path), title="", scale=scale, status="failed",
+                  seconds=round(seconds, 2), output="", html="", error=error)
+
+
+def check_out(out: str | Path, sources: list[Path] = ()) -> Path:
+    """The output folder, resolved, made and checked writable before anything runs; raises
+    :class:`UsageError` for a file, a folder that cannot be made or written, or an output path
+    that is one of the ``sources``."""
+    out = Path(out).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise UsageError(f"--out {out} is a file (or lies under one): give a folder") from None
+    except NotADirectoryError:
+        raise UsageError(f"--out {out} is a file (or lies under one): give a folder") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {out} ({exc.strerror}): choose a writable folder") from None
+    for src in sources:
+        if (out / theme_of(src) / src.name).resolve() == src.resolve():
+            raise UsageError(f"--out {out} would overwrite the source notebook {src.name}; choose another --out")
+    return out
+
+
+@dataclass
+class Executed:
+    """A notebook executed away from its output folder: the result and the files to save
+    (path relative to the output folder -> text)."""
+
+    result: Result
+    files: dict[str, str]
+
+
+def execute_captured(path: Path, scale: str, params: dict[str, Any],
+                     cell_timeout: float | None = None) -> Executed:
+    """:func:`execute` into a temporary folder; the caller saves the files with :func:`save`."""
+    with tempfile.TemporaryDirectory(prefix="nbrun-") as tmp:
+        res = execute(path, scale, params, Path(tmp), cell_timeout=cell_timeout)
+        files = {rel: (Path(tmp) / rel).read_text(encoding="utf-8") for rel in (res.output, res.html) if rel}
+    return Executed(res, files)
+
+
+def save(executed: Executed, out: Path) -> Result:
+    """Write an executed notebook's files under ``out`` (each atomically); returns its result."""
+    for rel, text in executed.files.items():
+        atomic_write(out / rel, text)
+    return executed.result
+
+
+def share_cores(jobs: int) -> int:
+    """Cores each of ``jobs`` parallel notebooks may keep busy (``NBSUPPORT_WORKERS`` for its
+    seed workers; each process runs one intra-op thread): they split the cores."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def run(paths: list[str] | None = None, scale: str = "standard", params: dict[str, Any] | None = None,
-        jobs: int = 1, out: str | Path = "outputs", progress: bool = True) -> list[Result]:
-    """Execute notebooks and write the report; returns one :class:`Result` per notebook."""
+        jobs: int = 1, out: str | Path = "outputs", progress: bool = True,
+        timeout: float | None = None) -> list[Result]:
+    """Execute notebooks and write the report; returns one :class:`Result` per notebook.
+
+    Each notebook runs in its own process, ``jobs`` at a time; one that runs longer than
+    ``timeout`` seconds is stopped and reported failed, as is one that cannot be read. The
+    report is updated (under a lock, merged with the entries already there) after every
+    notebook, so an interrupted run still lists what finished. Ctrl-C or SIGTERM stops the
+    running notebooks and their kernels and raises :class:`~nbsupport.workers.Interrupted`."""
     params = dict(params or {})
     scale = str(params.pop("SCALE", scale))
     try:
         check_scale(scale)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
     notebooks = discover(paths)
-    for nb in notebooks:
-        check_params(nb, params)
-    out = Path(out).resolve()
     results: list[Result] = []
-    bar = tqdm(total=len(notebooks), desc=f"notebooks ({scale})", disable=not progress)
-    if jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_share_cores, initargs=(threads,)) as pool:
-            futures = [pool.submit(execute, nb, scale, params, out) for nb in notebooks]
-            for fut in futures:
-                results.append(fut.result())
+    runnable: list[tuple[Path, dict[str, Any]]] = []
+    for nb in notebooks:
+        problem = read_problem(nb)
+        if problem:
+            results.append(failed_result(nb, scale, problem))
+        else:
+            runnable.append((nb, check_params(nb, params)))
+    out = check_out(out, notebooks)
+    order = {str(nb): i for i, nb in enumerate(notebooks)}
+    bar = tqdm(total=len(notebooks), initial=len(results), desc=f"notebooks ({scale})", disable=not progress)
+    with interrupt_on_signals():
+        if results:
+            _report(results, out)
+        tasks = [(nb, scale, p) for nb, p in runnable]
+        with closing(run_each(execute_captured, tasks, jobs, timeout=timeout, threads=share_cores(jobs))) as done:
+            for o in done:
+                nb = runnable[o.index][0]
+                r = save(o.value, out) if o.value is not None else failed_result(nb, scale, o.error, o.seconds)
+                results.append(r)
+                _report([r], out)
                 bar.update()
-    else:
-        for nb in notebooks:
-            bar.set_postfix_str(nb.name)
-            results.append(execute(nb, scale, params, out))
-            bar.update()
     bar.close()
-    write_report([asdict(r) for r in results], out)
-    return results
+    return sorted(results, key=lambda r: order[str(ROOT / r.notebook)])
 
 
-def _share_cores(threads: int) -> None:
-    """Parallel notebooks split the cores: oversubscribed OpenMP threads slow torch many times over."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+def _report(results: list[Result], out: Path) -> None:
+    """Merge ``results`` into the report under a lock: concurrent runners lose no entry."""
+    with locked(out / "index.json"):
+        write_report([asdict(r) for r in results], out)
 
 
 def list_notebooks(paths: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every notebook: path, theme, title, question and its parameters with defaults."""
-    return [
-        {"notebook": str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), "theme": theme_of(p),
-         "title": title_of(nb := nbformat.read(p, as_version=4)), "question": question_of(nb),
-         "parameters": {k: v["default"] for k, v in parameters_of(p).items()}}
-        for p in discover(paths)
-    ]
+    """Every notebook: path, theme, title, question and its parameters with defaults; a
+    notebook that cannot be read has an ``error`` instead."""
+    entries = []
+    for p in discover(paths):
+        entry = {"notebook": str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), "theme": theme_of(p)}
+        problem = read_problem(p)
+        if problem:
+            entries.append({**entry, "title": "", "question": "", "parameters": {}, "error": problem})
+            continue
+        nb = nbformat.read(p, as_version=4)
+        entries.append({**entry, "title": title_of(nb), "question": question_of(nb),
+                        "parameters": {k: v["default"] for k, v in parameters_of(p).items()}})
+    return entries
 
 
 def main_run(args) -> int:
     results = run(args.paths, scale=args.scale, params=parse_params(args.param or []), jobs=args.jobs,
-                  out=args.out)
+                  out=args.out, timeout=args.timeout, progress=sys.stderr.isatty())
     failed = [r for r in results if r.status != "ok"]
     for r in results:
         verdicts = Counter(c["verdict"] for c in r.claims)
@@ -278,10 +381,14 @@ def main_run(args) -> int:
 
 
 def main_list(args) -> int:
-    for e in list_notebooks(args.paths):
+    entries = list_notebooks(args.paths)
+    for e in entries:
+        if "error" in e:
+            print(f"{e['notebook']}  [{e['theme']}]  UNREADABLE: {e['error']}")
+            continue
         params = ", ".join(f"{k}={v}" for k, v in e["parameters"].items())
         print(f"{e['notebook']}  [{e['theme']}]  {e['title']}\n    {params}")
-    return 0
+    return 1 if any("error" in e for e in entries) else 0
 
 
 def add_arguments(sub) -> None:
@@ -291,10 +398,12 @@ def add_arguments(sub) -> None:
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel")
     p.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
-    p.set_defaults(func=main_run)
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a notebook that runs longer and report it failed (default: no limit)")
+    p.set_defaults(func=main_run, interrupted="notebooks that finished are in the report; the others did not run")
     q = sub.add_parser("list", help="list notebooks with their parameters")
     q.add_argument("paths", nargs="*")
-    q.set_defaults(func=main_list)
+    q.set_defaults(func=main_list, interrupted="stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,11 +416,16 @@ def main(argv: list[str] | None = None) -> int:
         __import__(extra, fromlist=["add_arguments"]).add_arguments(sub)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with interrupt_on_signals():
+            return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Interrupted
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted by {signal.Signals(signum).name}: {args.interrupted}", file=sys.stderr)
+        return 128 + signum
 
 
 #: Modules that add subcommands (each defines ``add_arguments(subparsers)``).
-EXTRA_COMMANDS: list[str] = ["nbsupport.sweep"]
+EXTRA_COMMANDS: list[str] = ["nbsupport.sweep.cli"]

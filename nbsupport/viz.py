@@ -1,17 +1,24 @@
-"""Plotly styling and widgets that degrade to static figures when headless.
+"""Plotly figures and controls that display once, save small and reopen with their figures.
 
-``setup()`` (called on ``import nbsupport``) picks a renderer that stores both the plotly
-JSON and an offline HTML rendering, so executed notebooks show their figures in JupyterLab,
-in nbconvert's HTML export and in the batch report without a network.
+Importing this module (every notebook does) calls :func:`setup`: the house template and the
+``plotly_mimetype`` renderer, so a figure is stored in the notebook as plotly JSON only.
+JupyterLab draws it with the plotly extension (which also saves a PNG of each figure it
+drew, so GitHub, nbviewer and a reopened notebook show the image), and no copy of plotly.js
+goes into any notebook; the runner's HTML export draws the same JSON with one shared
+``plotly.min.js`` beside the pages (:mod:`nbsupport.export`). ``import nbsupport`` alone
+changes no plotly setting.
 
 ``interactive(fn, **controls)``: ``fn(**values)`` returns a plotly figure. In a live kernel
-the controls are ipywidgets that redraw the figure; headless (``NBSUPPORT_HEADLESS=1``,
-which the runner and the tests set) only the static figure at the default values is shown,
-so no batch run ever waits on a widget.
+it displays a static copy of the figure at the default values, then the controls with the
+live figure; while the controls are alive they hide the static copy, so the figure shows
+once, and a saved notebook reopened later (or read without a kernel) still shows the static
+copy. Headless (``NBSUPPORT_HEADLESS=1``: the runner, papermill, the tests) only the static
+figure is displayed. It returns None, so a cell that ends with it shows nothing twice.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,14 +27,18 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 TEMPLATE = "plotly_white"
+RENDERER = "plotly_mimetype"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf")
+#: CSS class on every live control box (the browser test looks for it).
+BOX_CLASS = "nbsupport-interactive"
+_ids = itertools.count()
 
 
 def setup() -> None:
-    """Set the house template and an offline renderer (plotly JSON + inline plotly.js HTML)."""
+    """Use the house template and store figures as plotly JSON (no plotly.js in the notebook)."""
     pio.templates.default = TEMPLATE
-    pio.renderers.default = "plotly_mimetype+notebook"
+    pio.renderers.default = RENDERER
 
 
 def headless() -> bool:
@@ -35,13 +46,20 @@ def headless() -> bool:
     return os.environ.get("NBSUPPORT_HEADLESS", "") not in ("", "0")
 
 
+def _log_axis() -> dict[str, Any]:
+    """A log axis ticked at every decade and labelled 1e-3, 1e-2, ... (no minor-digit labels)."""
+    return dict(type="log", dtick=1, exponentformat="e", showexponent="all", minorloglabels="none")
+
+
 def style(fig: go.Figure, title: str | None = None, x: str | None = None, y: str | None = None,
           log_x: bool = False, log_y: bool = False, height: int = 420) -> go.Figure:
-    """Apply the house layout: title, axis labels, log axes, legend below the title."""
-    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=60, r=20, t=60, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    fig.update_xaxes(title_text=x, type="log" if log_x else None)
-    fig.update_yaxes(title_text=y, type="log" if log_y else None)
+    """Apply the house layout: title at the top left, legend at the right (never over the
+    title), axis titles, log axes labelled by decade. Returns ``fig`` for chaining."""
+    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=20, t=60, b=50),
+                      title=dict(text=title, x=0.01, xanchor="left"),
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
+    fig.update_xaxes(title_text=x, **(_log_axis() if log_x else {}))
+    fig.update_yaxes(title_text=y, **(_log_axis() if log_y else {}))
     return fig
 
 
@@ -55,6 +73,16 @@ def lines(x_values: Sequence, ys: dict[str, Sequence], /, **style_kw: Any) -> go
     return style(fig, **style_kw)
 
 
+def show(fig: go.Figure) -> None:
+    """Display ``fig`` once (plotly JSON); returns None so nothing is displayed twice."""
+    from IPython.display import display
+
+    display(fig)
+
+
+_LABEL = {"description_width": "initial"}  # the whole label, never "temperat…"
+
+
 def _widget(name: str, spec: Any):
     """Build an ipywidget from a control spec and return (widget, default value)."""
     import ipywidgets as w
@@ -65,44 +93,68 @@ def _widget(name: str, spec: Any):
         lo, hi, step = spec[:3]
         default = spec[3] if len(spec) == 4 else lo
         cls = w.IntSlider if all(isinstance(v, int) for v in spec) else w.FloatSlider
-        return cls(min=lo, max=hi, step=step, value=default, description=name,
+        return cls(min=lo, max=hi, step=step, value=default, description=name, style=_LABEL,
                    continuous_update=False), default
     if isinstance(spec, (list, tuple)) and spec:
-        return w.Dropdown(options=list(spec), value=spec[0], description=name), spec[0]
+        return w.Dropdown(options=list(spec), value=spec[0], description=name, style=_LABEL), spec[0]
     if isinstance(spec, bool):
-        return w.Checkbox(value=spec, description=name), spec
+        return w.Checkbox(value=spec, description=name, style=_LABEL, indent=False), spec
     raise TypeError(
         f"interactive: control {name}={spec!r} is not understood; use (min, max, step[, default]), "
         "a list of options, a bool, or an ipywidget"
     )
 
 
-def interactive(fn: Callable[..., go.Figure], **controls: Any):
-    """Controls driving a plotly figure live; a static figure at the defaults when headless.
+def _hide_static_copy(tag: str) -> str:
+    """CSS, rendered only by the live widget, hiding the output just before the box (the
+    static copy) once the box shows its own plotly figure."""
+    box = f".{BOX_CLASS}.{tag}"
+    return (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child {box} .js-plotly-plot)"
+            "{display:none}</style>")
+
+
+def interactive(fn: Callable[..., go.Figure], **controls: Any) -> None:
+    """Controls driving a plotly figure live; the static figure at the defaults when headless.
 
     Controls: ``(min, max, step[, default])`` for a slider, a list for a dropdown (first is
-    the default), a bool for a checkbox, or any ipywidget. Returns the widget box in a live
-    kernel and the static figure when headless.
+    the default), a bool for a checkbox, or any ipywidget. In a live kernel the figure at
+    the defaults is displayed first (the copy a saved notebook keeps), then the controls
+    and the live figure, which hide that copy while they run. Returns None.
     """
     from IPython.display import display
 
+    setup()
     built = {name: _widget(name, spec) for name, spec in controls.items()}
     defaults = {name: default for name, (_, default) in built.items()}
+    fig = fn(**defaults)
+    display(fig)
     if headless():
-        fig = fn(**defaults)
-        display(fig)
-        return fig
+        return None
     import ipywidgets as w
 
     out = w.Output()
+    with out:
+        display(fig)
+
+    drawn = [True]  # the figure at the defaults is in ``out`` already
 
     def redraw(**values: Any) -> None:
+        if drawn[0]:  # interactive_output calls once at once, with the defaults
+            drawn[0] = False
+            return
         with out:
             out.clear_output(wait=True)
             display(fn(**values))
 
     widgets = {name: widget for name, (widget, _) in built.items()}
     w.interactive_output(redraw, widgets)
-    box = w.VBox([w.HBox(list(widgets.values()), layout=w.Layout(flex_flow="row wrap")), out])
+    tag = f"nbsupport-box-{os.getpid()}-{next(_ids)}"
+    box = w.VBox([w.HTML(_hide_static_copy(tag)),
+                  w.HBox(list(widgets.values()), layout=w.Layout(flex_flow="row wrap")), out])
+    box.add_class(BOX_CLASS)
+    box.add_class(tag)
     display(box)
-    return box
+    return None
+
+
+setup()

@@ -220,6 +220,35 @@ def brier(probs, labels, *, from_logits: bool = False, temperature: float = 1.0)
     return float(((p.double() - onehot) ** 2).sum(1).mean())
 
 
+def ece_contributions(probs, labels, n_bins: int = 15) -> torch.Tensor:
+    """Per-example terms ``e_i`` (float64, shape (n,)) whose mean is the equal-width l1 ECE.
+
+    ``ECE = Σ_b (|B_b|/n)·|acc_b - conf_b| = (1/n)·Σ_i s_{b(i)}·(a_i - c_i)`` with
+    ``s_b = sign(acc_b - conf_b)`` (Guo et al. 2017, eq. 3, rewritten as a mean over examples).
+    Holding the bins and their signs fixed, the difference of two calibrators' contributions on
+    the same examples is a paired per-example effect whose mean is their ECE difference; a
+    bootstrap over examples of that mean is a linearization: it ignores how resampling moves the
+    bin signs, and so the estimator's upward bias (Kumar et al. 2019).
+    """
+    _check_options(n_bins, "l1", "width")
+    p, y = as_tensor(probs, "probs"), as_tensor(labels, "labels")
+    check_probs(p, y)
+    conf, pred = p.double().max(dim=1)
+    correct = (pred == y).double()
+    edges = width_edges(n_bins, torch.float64, conf.device)
+    hist = histogram(conf, correct, edges)
+    sign = torch.sign(hist[:, 2] - hist[:, 1])
+    bins = torch.bucketize(conf, edges[1:-1].contiguous(), right=True)
+    return sign[bins] * (correct - conf)
+
+
+def nll_per_example(probs, labels, *, eps: float = 1e-12) -> torch.Tensor:
+    """``-log p_{i y_i}`` per example (float64, probabilities clipped at ``eps``); its mean is :func:`nll`."""
+    p, y = as_tensor(probs, "probs"), as_tensor(labels, "labels")
+    check_probs(p, y)
+    return -p.gather(1, y[:, None]).squeeze(1).double().clamp_min(eps).log()
+
+
 def accuracy(probs, labels) -> float:
     """Top-1 accuracy (probabilities or logits: argmax is the same)."""
     probs, labels = as_tensor(probs, "probs"), as_tensor(labels, "labels")

@@ -55,8 +55,12 @@ def train_classifier(
     seed: int = 0,
     progress: bool = True,
     desc: str = "train",
+    eval_fn=None,
+    eval_every: int | None = None,
 ):
-    """Adam on cross-entropy (ERM), or on Mixup batches when ``mixup_alpha > 0``; returns the log."""
+    """Adam on cross-entropy (ERM), or on Mixup batches when ``mixup_alpha > 0``, on the shared
+    loop (:func:`nbsupport.train.train`, which runs ``eval_fn`` every ``eval_every`` steps and at
+    the end); ``weight_decay`` is Adam's L2 penalty. Returns the log."""
     from nbsupport.train import train
 
     num_classes = int(y.max()) + 1
@@ -72,7 +76,8 @@ def train_classifier(
         return torch.nn.functional.cross_entropy(m(xb), yb)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    return train(model, minibatches(X, y, batch, g), loss_fn, opt, steps, progress=progress, desc=desc)
+    return train(model, minibatches(X, y, batch, g), loss_fn, opt, steps, progress=progress, desc=desc,
+                 eval_fn=eval_fn, eval_every=eval_every)
 
 
 @torch.no_grad()

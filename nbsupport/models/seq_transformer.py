@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nbsupport.models.s4d import pool
+from nbsupport.models.pooling import pool
 
 
 class SeqTransformer(nn.Module):

@@ -13,26 +13,35 @@ from torch import nn
 
 from nbsupport import schedules
 from nbsupport.models.s4d import param_groups
-from nbsupport.train import train
+from nbsupport.train import fit as train_fit
 
 
-def _batches(n: int, batch: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        yield torch.randint(0, n, (min(batch, n),), generator=g)
+def _fit_in_place(model: nn.Module, sampler, loss_fn, *, steps: int, lr: float, weight_decay: float,
+                  ssm_lr: float, warmup: float, grad_clip: float, seed: int, progress: bool, desc: str) -> pd.DataFrame:
+    """One seed through :func:`nbsupport.train.fit` (AdamW with the SSM parameter groups, linear
+    warmup and cosine decay); the trained weights are copied back into ``model``."""
+    res = train_fit(model, sampler, steps=steps, loss=loss_fn, lr=lr, grad_clip=grad_clip, seeds=[seed],
+                    optimizer=lambda m: torch.optim.AdamW(param_groups(m, lr, weight_decay, ssm_lr)),
+                    schedule=schedules.cosine(int(warmup * steps), steps), workers=1, progress=progress, desc=desc,
+                    device=next(model.parameters()).device)
+    model.load_state_dict(res.models[seed].state_dict())
+    return res.log
+
+
+def _indices(n: int, batch: int):
+    return lambda step, g: torch.randint(0, n, (min(batch, n),), generator=g)
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, task: str = "classify",
         mask: torch.Tensor | None = None, batch: int = 32, lr: float = 3e-3, ssm_lr: float = 1e-3,
         weight_decay: float = 0.01, warmup: float = 0.1, grad_clip: float = 1.0, seed: int = 0,
         progress: bool = True, desc: str = "train") -> pd.DataFrame:
-    """Train with AdamW (SSM parameters in their own group, see ``param_groups``), linear warmup
-    and cosine decay, on random minibatches drawn with ``seed``. ``task``: ``classify``
-    (cross-entropy; y (n,) or (n, L) with -100 ignored) or ``regress`` (MSE over ``mask`` positions)."""
+    """Train ``model`` in place with AdamW (SSM parameters in their own group, see ``param_groups``),
+    linear warmup and cosine decay, on random minibatches drawn from ``seed`` (through
+    :func:`nbsupport.train.fit`). ``task``: ``classify`` (cross-entropy; y (n,) or (n, L) with
+    -100 ignored) or ``regress`` (MSE over ``mask`` positions). Returns the log."""
     if task not in ("classify", "regress"):
         raise ValueError(f"task must be 'classify' or 'regress', got {task!r}")
-    opt = torch.optim.AdamW(param_groups(model, lr, weight_decay, ssm_lr))
-    sched = schedules.cosine(int(warmup * steps), steps).lambda_lr(opt)
     device = next(model.parameters()).device
 
     def loss_fn(m: nn.Module, idx: torch.Tensor):
@@ -44,8 +53,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, task:
             out, yb = out[:, mask], yb[:, mask]
         return F.mse_loss(out, yb)
 
-    return train(model, _batches(len(x), batch, seed), loss_fn, opt, steps, scheduler=sched,
-                 grad_clip=grad_clip, progress=progress, desc=desc)
+    return _fit_in_place(model, _indices(len(x), batch), loss_fn, steps=steps, lr=lr, weight_decay=weight_decay,
+                         ssm_lr=ssm_lr, warmup=warmup, grad_clip=grad_clip, seed=seed, progress=progress, desc=desc)
 
 
 @torch.no_grad()
@@ -103,20 +112,23 @@ def pretrain_denoising(model: nn.Module, x: torch.Tensor, *, steps: int, ratio: 
                        progress: bool = True, desc: str = "pretrain") -> pd.DataFrame:
     """Self-pretraining: reconstruct the hidden spans of the task's own inputs (MSE on hidden positions).
 
-    ``model`` maps (n, L, d + 1) to (n, L, d) (no pooling). A fresh mask is drawn for every batch."""
-    opt = torch.optim.AdamW(param_groups(model, lr, 0.01, ssm_lr))
-    sched = schedules.cosine(int(0.1 * steps), steps).lambda_lr(opt)
+    ``model`` maps (n, L, d + 1) to (n, L, d) (no pooling) and is trained in place through
+    :func:`nbsupport.train.fit`. A fresh mask is drawn for every batch from the batch's generator."""
     device = next(model.parameters()).device
-    counter = iter(range(10**9))
 
-    def loss_fn(m: nn.Module, idx: torch.Tensor):
+    def sampler(step: int, g: torch.Generator):
+        idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=g)
+        return idx, int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
+    def loss_fn(m: nn.Module, b):
+        idx, mask_seed = b
         clean = x[idx]
-        masked, hidden = mask_spans(clean, ratio, span, seed=seed * 1_000_003 + next(counter))
+        masked, hidden = mask_spans(clean, ratio, span, seed=mask_seed)
         out = m(masked.to(device))
         return F.mse_loss(out[hidden.to(device)], clean.to(device)[hidden.to(device)])
 
-    return train(model, _batches(len(x), batch, seed), loss_fn, opt, steps, scheduler=sched,
-                 grad_clip=1.0, progress=progress, desc=desc)
+    return _fit_in_place(model, sampler, loss_fn, steps=steps, lr=lr, weight_decay=0.01, ssm_lr=ssm_lr,
+                         warmup=0.1, grad_clip=1.0, seed=seed, progress=progress, desc=desc)
 
 
 def n_params(model: nn.Module) -> int:

@@ -1,55 +1,59 @@
-"""The SSM notebooks at smoke scale: they run, record their numbers, and state every claim."""
+"""The SSM notebooks at smoke scale: they run, record their numbers, and state every claim
+(the fixture asserts every check and the shape of every claim)."""
 
 import math
 
 import pytest
+from checks import claims_present
 
 
 def finite(v):
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def claim_names(claims):
-    return {c["name"] for c in claims}
-
-
 def test_01_hippo_projections(run_notebook):
     records, claims = run_notebook("ssm/01_hippo_projections.ipynb")
-    assert records["legs_eig_max_error"] < 1e-6
+    assert records["legs_eig_max_error"] < 1e-6 and records["lti_closed_form_max_error"] < 1e-9
     assert records["normal_diag_max_error"] < 1e-9
     assert records["legs_vs_inv_max_log_ratio"] > 0
     rmse = records["rmse_by_N"]
     assert all(finite(v) and v >= 0 for m in ("legs", "legt", "lagt", "fout") for v in rmse[m])
-    assert claim_names(claims) == {"legs_spectrum", "legs_close_to_inv", "error_falls_with_N"}
+    claims_present(claims, [f"error_falls_with_N_{m}" for m in ("legs", "legt", "lagt")])
+    assert all(c["n"] == records["signals"] for c in claims)
 
 
 def test_02_s4d_initialization(run_notebook):
     records, claims = run_notebook("ssm/02_s4d_initialization.ipynb")
     by_init = records["delay_r2_by_init"]
-    assert set(by_init) == {"legs", "inv", "lin", "real", "random"}
+    assert set(by_init) == {"legs", "inv", "lin", "real", "random", "uniform"}
     assert all(finite(v) and v <= 1 for v in by_init.values())
-    assert set(records["delay_r2_by_init_frozen_A"]) == set(by_init)
-    for name in ("dt_matched_r2", "dt_mismatched_r2", "zoh_r2", "bilinear_r2"):
+    assert set(records["delay_r2_by_init_frozen_A"]) == set(by_init) - {"uniform"}
+    assert records["delay_r2_by_dt_centre"]["centre"] == [0.01, 0.1, 1.0, 10.0, 100.0]
+    for name in ("zoh_r2", "bilinear_r2"):
         assert finite(records[name]) and records[name] <= 1
     assert records["conv_recurrent_max_diff"] < 1e-6
+    cov = records["frequency_coverage_max_imag"]
+    assert cov["uniform"] <= cov["lin"]  # random frequencies within Lin's band
     assert all(0 <= v <= 1 for v in records["smnist_accuracy_by_init"].values())
-    assert claim_names(claims) == {"structured_beat_unstructured", "dt_matched_beats_mismatched",
-                                   "zoh_bilinear_within_noise", "conv_equals_recurrent"}
+    claims_present(claims, ["structured_beat_random_and_real", "dt_matched_beats_neighbours",
+                            "dt_far_mismatch_fails", "zoh_matches_bilinear"])
 
 
 def test_03_ptd_and_pretraining(run_notebook):
     records, claims = run_notebook("ssm/03_ptd_and_pretraining.ipynb")
     assert records["transfer_error_s4d"] > 0 and records["transfer_error_ptd"] > 0
-    assert all(finite(v) for v in records["ptd_sweep"]["error"])
-    assert records["ptd_cond"] >= 1
-    for name in ("noise_drop_legs", "noise_drop_ptd", "gap_scratch", "gap_pretrained"):
-        assert finite(records[name]) and -1 <= records[name] <= 1
-    assert set(records["clean_accuracy"]) == {"legs", "ptd"}
-    assert all(finite(v) and v >= 0 for v in records["noise_kept_fraction"].values())
+    assert records["naive_diagonalization_cond"] > 1e8 and records["ptd_cond"] >= 1
+    conv = records["convergence"]
+    assert set(conv) == {"N", "S4D", "PTD ‖E‖=0.01", "PTD ‖E‖=0.1", "PTD ‖E‖=1"}
+    assert all(finite(v) and v >= 0 for k, vs in conv.items() if k != "N" for v in vs)
+    assert all(r < 0 for r in records["ptd_model_poles"]["real"])
+    rob = records["robustness"]
+    assert set(rob["init"]) == {"legs", "ptd"} and all(0 <= a <= 1 for a in rob["clean"] + rob["noisy"])
     pre = records["pretraining"]
-    assert all(0 <= a <= 1 for a in pre["scratch"] + pre["pretrained"])
+    assert set(pre["model"]) == {"s4d-legs", "s4d-real", "transformer"}
+    assert all(finite(v) and v <= 1 for v in pre["scratch"] + pre["pretrained"])
     assert records["param_counts"]["s4d"] > 0 and records["param_counts"]["transformer"] > 0
-    assert claim_names(claims) == {"ptd_closer_to_hippo", "ptd_more_robust", "pretraining_narrows_gap"}
+    claims_present(claims, ["ptd_more_robust", "pretraining_narrows_gap", "init_matters_less_after_pretraining"])
 
 
 @pytest.mark.parametrize("name", ["01_hippo_projections", "02_s4d_initialization", "03_ptd_and_pretraining"])

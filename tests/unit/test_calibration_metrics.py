@@ -187,3 +187,29 @@ def test_bad_logits_and_options_raise():
         cal.ece(z, y, binning="quantile", from_logits=True)
     with pytest.raises(TypeError):
         cal.ece("probs", y)
+
+
+def test_ece_contributions_mean_is_ece_and_sign_follows_bins():
+    g = torch.Generator().manual_seed(3)
+    p = torch.softmax(torch.randn(400, 6, generator=g, dtype=torch.float64) * 2, 1)
+    y = torch.randint(0, 6, (400,), generator=g)
+    e = cal.ece_contributions(p, y, 10)
+    assert e.shape == (400,) and e.dtype == torch.float64
+    assert abs(float(e.mean()) - cal.ece(p, y, 10)) < 1e-12
+    # brute force: per bin, sum of contributions = count * |acc - conf|
+    conf, pred = p.max(1)
+    b = torch.clamp((conf * 10).long(), max=9)
+    for k in range(10):
+        m = b == k
+        if m.any():
+            gap = abs(float((pred[m] == y[m]).double().mean() - conf[m].mean()))
+            assert abs(float(e[m].sum()) - int(m.sum()) * gap) < 1e-9
+
+
+def test_nll_per_example_matches_nll():
+    g = torch.Generator().manual_seed(4)
+    p = torch.softmax(torch.randn(50, 4, generator=g, dtype=torch.float64), 1)
+    y = torch.randint(0, 4, (50,), generator=g)
+    per = cal.nll_per_example(p, y)
+    assert torch.allclose(per, -torch.log(p[torch.arange(50), y]))
+    assert abs(float(per.mean()) - cal.nll(p, y)) < 1e-12

@@ -66,3 +66,18 @@ def test_reliability_figure_has_diagonal_and_one_trace_per_table():
     fig = cal.reliability_figure({"a": cal.reliability(z, y, from_logits=True),
                                   "b": cal.reliability(z, y, 5, from_logits=True)})
     assert [t.name for t in fig.data] == ["perfect calibration", "a", "b"]
+
+
+def test_bayes_accuracy_matches_monte_carlo_and_inverts():
+    g = torch.Generator().manual_seed(0)
+    for classes, sigma in [(2, 0.5), (4, 0.6), (16, 0.4)]:
+        _, y, post = cal.gaussian_classes(200_000, classes, classes, sigma, g)
+        mc = cal.accuracy(post, y)
+        assert abs(cal.bayes_accuracy(classes, sigma) - mc) < 4e-3
+        s = cal.sigma_for_bayes_accuracy(classes, 0.7)
+        assert abs(cal.bayes_accuracy(classes, s) - 0.7) < 1e-9
+    # two classes: closed form Φ(1 / (σ√2)) (the means are √2 apart)
+    from scipy.stats import norm
+    assert abs(cal.bayes_accuracy(2, 0.8) - norm.cdf(1 / (0.8 * np.sqrt(2)))) < 1e-9
+    with pytest.raises(ValueError, match="between chance"):
+        cal.sigma_for_bayes_accuracy(4, 0.2)

@@ -1,12 +1,10 @@
-"""Scales, device and seeding, the training loop, and the viz helpers."""
+"""Scales, device and seeding, and the training loop (the viz helpers: test_viz.py)."""
 
-import plotly.graph_objects as go
 import pytest
 import torch
 
 from nbsupport import device, preset, seed_everything
 from nbsupport.train import train
-from nbsupport.viz import interactive, lines, style
 
 PRESETS = {"smoke": {"n": 1}, "standard": {"n": 2}, "full": {"n": 3}}
 
@@ -62,36 +60,6 @@ def test_train_stops_on_divergence():
     assert len(log) == 1 and bool(log["diverged"].iloc[0])
     with pytest.raises(ValueError):
         train(model, [], lambda m, b: m(b).sum(), torch.optim.SGD(model.parameters(), lr=0.1), 3, progress=False)
-
-
-def test_lines_and_style():
-    fig = lines([0, 1, 2], {"a": [1, 2, 3], "b": [3, 2, 1]}, title="t", x="step", y="loss", log_y=True)
-    assert [tr.name for tr in fig.data] == ["a", "b"]
-    assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.type == "log"
-    assert style(go.Figure(), title="x").layout.title.text == "x"
-
-
-def test_interactive_headless_returns_static_figure_at_defaults(monkeypatch):
-    monkeypatch.setenv("NBSUPPORT_HEADLESS", "1")
-    calls = []
-
-    def fn(a, b, c):
-        calls.append((a, b, c))
-        return go.Figure(go.Scatter(y=[a]))
-
-    fig = interactive(fn, a=(0.0, 1.0, 0.1, 0.5), b=["x", "y"], c=True)
-    assert isinstance(fig, go.Figure) and calls == [(0.5, "x", True)]
-
-
-def test_interactive_live_builds_widgets(monkeypatch):
-    import ipywidgets as w
-
-    monkeypatch.setenv("NBSUPPORT_HEADLESS", "0")
-    box = interactive(lambda n, k: go.Figure(go.Bar(y=[n] * k)), n=(1, 10, 1, 3), k=w.IntSlider(value=2))
-    controls = box.children[0].children
-    assert isinstance(controls[0], w.IntSlider) and controls[0].value == 3
-    with pytest.raises(TypeError, match="not understood"):
-        interactive(lambda x: go.Figure(), x=object())
 
 
 def _square_plus_threads(seed):

@@ -147,3 +147,128 @@ def test_dtype_and_int_tensors(tmp_path):
     got = load_dir(tmp_path / "out")
     assert got["w"].dtype == torch.bfloat16 and got["pos"].dtype == torch.int64
     assert torch.allclose(got["w"].float(), (base["w"] + 0.5).bfloat16().float())
+
+
+# ---------------------------------------------------------------- bad inputs: one MergeError each
+def _cfg(p, **extra):
+    return {"merge_method": "task_arithmetic", "base_model": str(p["base"]),
+            "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0}}], **extra}
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "0 bytes"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "git-lfs pointer"),
+    (b"\xff" * 64, "header length"),
+    ((8).to_bytes(8, "little") + b"not json", "not JSON"),
+    ((len(b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}')).to_bytes(8, "little")
+     + b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}' + b"\0" * 8, "broken header entry"),
+    ((len(b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}')).to_bytes(8, "little")
+     + b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}' + b"\0" * 8, "need 16"),
+])
+def test_corrupt_safetensors_are_named(ckpts, tmp_path, content, message):
+    _, _, p = ckpts
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes(content)
+    cfg = {**_cfg(p), "models": [{"model": str(bad), "parameters": {"weight": 1.0}}]}
+    with pytest.raises(MergeError, match=message):
+        merge_files(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"weight": "abc"}, "must be a number"),
+    ({"weight": float("nan")}, "finite"),
+    ({"weight": float("inf")}, "finite"),
+    ({"weight": True}, "must be a number"),
+    ({"weight": 1.0, "gamma": 1.0}, r"gamma must be in \[0, 1\)"),
+])
+def test_bad_per_model_numbers(ckpts, tmp_path, params, message):
+    _, _, p = ckpts
+    cfg = {**_cfg(p), "models": [{"model": str(p["a"]), "parameters": params}]}
+    with pytest.raises(MergeError, match=message):
+        merge_files(cfg, tmp_path / "out")
+
+
+@pytest.mark.parametrize("method, params, message", [
+    ("slerp", {"t": 5}, r"t must be in \[0, 1\]"),
+    ("slerp", {"t": -0.1}, r"t must be in \[0, 1\]"),
+    ("task_arithmetic", {"lambda": "x"}, "lambda must be a number"),
+    ("dare_ties", {"seed": -1}, "non-negative integer"),
+    ("dare_ties", {"seed": 1.5}, "non-negative integer"),
+    ("ties", {"normalize": "maybe"}, "true or false"),
+    ("ties", {"trim_scope": "layer"}, "trim_scope"),
+    ("pcb", {"clip": 0.7}, "clip must be in"),
+    ("layer_swap", {"bottom": "two"}, "bottom must be a number"),
+])
+def test_shared_parameters_in_range_for_every_method(ckpts, tmp_path, method, params, message):
+    _, _, p = ckpts
+    cfg = {"merge_method": method, "base_model": str(p["base"]), "parameters": params,
+           "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0}}]}
+    with pytest.raises(MergeError, match=message):
+        merge_files(cfg, tmp_path / "out")
+
+
+def test_check_parameters_parses_and_keeps_others():
+    from nbsupport.merging.validate import check_parameters
+
+    got = check_parameters({"weight": ["0.5", 1], "t": 0, "seed": 3.0, "normalize": True, "other": "x"})
+    assert got == {"weight": [0.5, 1.0], "t": 0.0, "seed": 3, "normalize": True, "other": "x"}
+
+
+def test_nan_tensor_in_an_input_is_refused(ckpts, tmp_path):
+    base, models, p = ckpts
+    nan = save({**models[0], "layers.0.b": torch.full((8,), float("nan"))}, tmp_path / "nan")
+    cfg = {**_cfg(p), "models": [{"model": str(nan), "parameters": {"weight": 1.0}}]}
+    with pytest.raises(MergeError, match="'layers.0.b' holds 8 NaN or inf"):
+        merge_files(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_yaml_and_size_errors(ckpts, tmp_path):
+    _, _, p = ckpts
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("merge_method: ties\nmodels: [a, b\n")
+    with pytest.raises(MergeError, match="not valid YAML at line"):
+        merge_files(bad, tmp_path / "out")
+    for cfg, message in (({**_cfg(p), "models": "a"}, "must be a list"),
+                         ({**_cfg(p), "parameters": [1]}, "must be a mapping"),
+                         ({**_cfg(p), "models": [{"model": 3}]}, "as a path")):
+        with pytest.raises(MergeError, match=message):
+            merge_files(cfg, tmp_path / "out")
+    for size in ("abc", "0", "-1GB", ""):
+        with pytest.raises(MergeError, match="max shard size"):
+            merge_files(_cfg(p), tmp_path / "out", max_shard_size=size)
+    assert files_mod.parse_size("2GB") == 2 * 10**9 and files_mod.parse_size(1500) == 1500
+
+
+def test_overwrite_never_touches_an_input(ckpts, tmp_path):
+    _, _, p = ckpts
+    before = {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()}
+    for out in (p["a"], tmp_path, p["a"] / "merged"):  # is, contains, lies inside an input
+        with pytest.raises(MergeError, match="overlaps the input"):
+            merge_files(_cfg(p), out, overwrite=True)
+    assert {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()} == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MergeError, match="is a file"):
+        merge_files(_cfg(p), tmp_path / "file", overwrite=True)
+
+
+def test_stale_partials_reaped_and_umask_mode(ckpts, tmp_path):
+    import os
+
+    _, _, p = ckpts
+    stale = tmp_path / ".out.partial-999999999-abc"   # no such process: a killed merge
+    old_style = tmp_path / ".out.partial-k2j4h5"      # from before folders carried the pid
+    live = tmp_path / f".out.partial-{os.getppid()}-xyz"  # a merge still running
+    other = tmp_path / ".other.partial-999999999-abc"  # another output's
+    for d in (stale, old_style, live, other):
+        d.mkdir()
+        (d / "model-00001-of-00001.safetensors").write_bytes(b"x" * 10)
+    mask = os.umask(0o027)
+    try:
+        merge_files(_cfg(p), tmp_path / "out")
+    finally:
+        os.umask(mask)
+    assert not stale.exists() and not old_style.exists() and live.exists() and other.exists()
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750

@@ -8,9 +8,21 @@ from pathlib import Path
 import pytest
 
 from nbsupport.report import build_index, render_index, scoreboard
-from nbsupport.runner import ROOT, UsageError, main, parse_params, run
+from nbsupport.runner import (
+    ROOT,
+    UsageError,
+    check_out,
+    check_params,
+    failed_result,
+    list_notebooks,
+    main,
+    parse_params,
+    read_problem,
+    run,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TINY = FIXTURES / "sweep_tiny.ipynb"
 START = ROOT / "notebooks" / "00_start_here.ipynb"
 
 
@@ -112,3 +124,37 @@ def test_failed_check_marks_the_notebook_and_fails_the_run(tmp_path):
     assert entry["status"] == "check failed" and "two_is_three" in entry["error"]
     assert [c["verdict"] for c in entry["claims"]] == ["reproduced"]
     assert "check failed" in (tmp_path / "index.html").read_text()
+
+
+def test_check_params_bools_are_not_ints_and_ints_widen_to_float():
+    assert check_params(TINY, {"X": 2, "SEED": 3}) == {"X": 2.0, "SEED": 3}
+    assert isinstance(check_params(TINY, {"X": 2})["X"], float)
+    for bad in ({"SEED": True}, {"X": False}, {"SEED": 1.0}):
+        with pytest.raises(UsageError, match="expected"):
+            check_params(TINY, bad)
+
+
+def test_check_out(tmp_path):
+    assert check_out(tmp_path / "new" / "out") == (tmp_path / "new" / "out").resolve()
+    (tmp_path / "f").write_text("x")
+    for bad in (tmp_path / "f", tmp_path / "f" / "sub"):
+        with pytest.raises(UsageError, match="is a file"):
+            check_out(bad)
+    src = tmp_path / "nbs" / "a.ipynb"
+    src.parent.mkdir()
+    src.write_text("{}")
+    with pytest.raises(UsageError, match="would overwrite the source notebook"):
+        check_out(tmp_path, [src])
+    assert [p.name for p in (tmp_path / "new" / "out").iterdir()] == []
+
+
+def test_unreadable_notebook_is_a_failed_entry_not_an_exception(tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text('{"cells": [')
+    problem = read_problem(bad)
+    assert problem.startswith("cannot read bad.ipynb as a notebook:") and "\n" not in problem
+    assert read_problem(TINY) == ""
+    entry = failed_result(bad, "smoke", problem)
+    assert (entry.status, entry.error, entry.output, entry.theme) == ("failed", problem, "", tmp_path.name)
+    listed = list_notebooks([str(bad), str(TINY)])
+    assert listed[0]["error"] == problem and listed[1]["title"] == "Tiny sweep fixture"

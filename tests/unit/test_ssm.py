@@ -108,6 +108,9 @@ def test_s4d_inits():
     np.testing.assert_allclose(ssm.s4d_init("real", N).numpy(), -(n + 1.0))
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(ssm.s4d_init("random", N, g1), ssm.s4d_init("random", N, g2))
+    uni = ssm.s4d_init("uniform", N, torch.Generator().manual_seed(0)).numpy()
+    assert np.all(uni.real == -0.5) and 0 <= uni.imag.min() and uni.imag.max() <= lin.imag.max()
+    assert np.all(np.diff(uni.imag) >= 0)
     with pytest.raises(ValueError):
         ssm.s4d_init("legs", 7)
 
@@ -168,9 +171,33 @@ def test_ptd_diagonal_system_and_transfer_function():
     diag = ssm.transfer_function(out["Lambda"], out["Vinv_B"], C @ out["V"], w)
     np.testing.assert_allclose(diag, dense, rtol=1e-6, atol=1e-8)
     lam, vb = out["pairs"]
-    assert lam.shape == vb.shape == (N // 2,)
+    n_real = int((np.abs(out["Lambda"].imag) < 1e-9).sum())
+    assert lam.shape == vb.shape == (N // 2 + n_real // 2,) and (lam.imag >= 0).all()
+    # one of each pair plus halved real poles reproduce the real system's transfer function
+    Cd = (C @ out["V"])
+    keep = [int(np.argmin(np.abs(out["Lambda"] - v))) for v in lam]
+    half = ssm.transfer_function(lam, vb, Cd[keep], w, conj_pairs=True)
+    np.testing.assert_allclose(half, dense, rtol=1e-6, atol=1e-8)
     # conjugate-pair convention: a real system written with one of each pair
     Ad = np.array([-0.5 + 2j, -0.5 - 2j])
     full = ssm.transfer_function(Ad, np.ones(2), np.array([1 + 1j, 1 - 1j]), w)
     half = ssm.transfer_function(Ad[:1], np.ones(1), np.array([1 + 1j]), w, conj_pairs=True)
     np.testing.assert_allclose(full, half)
+
+
+def test_ptd_s4d_init_is_stable_rescaled_and_prefers_conditioned_draws():
+    out = ssm.ptd_s4d_init(16, 0.01, tries=16, seed=0)
+    assert (out["A_init"].real < 0).all() and out["stable_draws"] >= 1
+    assert np.abs(out["B_init"]).mean() == pytest.approx(1.0)
+    many, few = ssm.ptd_init(16, 0.01, tries=16, seed=0), ssm.ptd_init(16, 0.01, tries=1, seed=0)
+    assert many["cond"] <= few["cond"]
+    with pytest.raises(ValueError, match="no stable draw"):
+        ssm.ptd_s4d_init(16, 0.1, tries=1, seed=0)
+
+
+def test_ptd_absolute_size():
+    A, _ = ssm.hippo("legs", 16)
+    out = ssm.ptd_init(16, 0.1, tries=2, absolute=True)
+    assert np.linalg.norm(out["E"], 2) == pytest.approx(0.1)
+    rel = ssm.ptd_init(16, 0.1, tries=2)
+    assert np.linalg.norm(rel["E"], 2) == pytest.approx(0.1 * np.linalg.norm(A, 2))

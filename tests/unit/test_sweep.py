@@ -22,6 +22,7 @@ from nbsupport.runner import UsageError, main
 from nbsupport.sweep import sweep
 
 SW = importlib.import_module("nbsupport.sweep")
+DRIVER = importlib.import_module("nbsupport.sweep.driver")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY = FIXTURES / "sweep_tiny.ipynb"
 FAILS = FIXTURES / "sweep_fails.ipynb"
@@ -39,9 +40,12 @@ def _no_children(timeout: float = 10.0) -> bool:
     return not multiprocessing.active_children()
 
 
-def test_nbsupport_sweep_is_callable():
-    # ``nbsupport.sweep`` is the module once imported; calling it calls ``sweep``
-    assert callable(nbsupport.sweep) and nbsupport.sweep.parse_grid is SW.parse_grid
+def test_nbsupport_sweep_is_the_function():
+    # the package's submodules are imported by now, yet the name stays the function
+    from nbsupport import sweep as fn
+
+    assert fn is sweep is nbsupport.sweep and callable(fn) and not hasattr(fn, "__path__")
+    assert SW.sweep is sweep and SW.parse_grid(["X=1"]) == {"X": [1]}
 
 
 # --- grids: no kernel runs -------------------------------------------------------------------
@@ -87,6 +91,8 @@ def test_digest_follows_sources_not_outputs(tmp_path):
     ({"SEED": [0, 0.5]}, None, "expected int"),
     ({"SCALE": ["huge"]}, None, "unknown scale"),
     ({"X": [1.0, 1.0]}, None, "repeats"),
+    ({"X": [1, 1.0]}, None, "repeats"),
+    ({"SEED": [0, True]}, None, "expected int"),
     ({"X": [1.0]}, "y:SEED", "not a swept parameter"),
     ({"X": [1.0]}, "y", "RECORD:PARAMETER"),
 ])
@@ -113,19 +119,19 @@ def test_cli_bad_grid_is_one_line(tmp_path, capsys):
 def local_sweep(tmp_path_factory):
     """A local 2x2 sweep: interrupted after its first point, then resumed, then rerun."""
     out = tmp_path_factory.mktemp("local")
-    save, calls = SW._save, []
+    save, calls = DRIVER.save_point, []
 
     def save_then_interrupt(*args, **kwargs):
         meta = save(*args, **kwargs)
         calls.append(meta)
         raise KeyboardInterrupt
 
-    SW._save = save_then_interrupt
+    DRIVER.save_point = save_then_interrupt
     try:
         with pytest.raises(KeyboardInterrupt):
             sweep(TINY, GRID, scale="smoke", jobs=2, out=out, progress=False)
     finally:
-        SW._save = save
+        DRIVER.save_point = save
     interrupted = {"points": sorted(out.glob("points/*/point.json")), "csv": pd.read_csv(out / "results.csv"),
                    "leftovers": _leftovers(out), "no_children": _no_children()}
     resumed = sweep(TINY, GRID, scale="smoke", jobs=2, out=out, progress=False)
@@ -203,6 +209,6 @@ def test_worker_without_the_notebook_runs_the_sent_source(tmp_path):
     task = {"key": "k", "notebook": str(tmp_path / "elsewhere" / "sweep_tiny.ipynb"),
             "relpath": "no/such/sweep_tiny.ipynb", "source": TINY.read_text(),
             "digest": SW.notebook_digest(TINY), "scale": "smoke", "params": {"X": 3.0}}
-    outcome = SW.run_point(task)
+    outcome = importlib.import_module("nbsupport.sweep.executors").run_point(task)
     assert outcome["status"] == "ok" and outcome["records"]["y"] == 9.0
     assert "recorded y" in outcome["ipynb"] and outcome["html"].lstrip().startswith("<!DOCTYPE")

@@ -1,18 +1,15 @@
-"""One seeded training loop with a progress bar, periodic evaluation and callbacks, and
-``run_seeds`` to train seeds in parallel worker processes on a CPU."""
+"""The first training loop, ``train(model, batches, loss_fn, optimizer, steps)``: kept until every caller moves to :func:`nbsupport.train.fit`."""
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+
+from nbsupport.progress import progress as tqdm
 
 LossFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 
@@ -90,57 +87,3 @@ def train(
         if step % 10 == 0 or step == steps:
             bar.set_postfix(loss=f"{value:.4f}")
     return pd.DataFrame(rows)
-
-
-def default_workers(n_tasks: int) -> int:
-    """How many seed workers to start: ``$NBSUPPORT_WORKERS`` when set (the batch runner sets
-    it so parallel notebooks share the cores), else the usable CPU cores; never more than tasks."""
-    env = os.environ.get("NBSUPPORT_WORKERS")
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"NBSUPPORT_WORKERS={env!r}: set a positive integer (1 = no worker processes)")
-        cores = int(env)
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, n_tasks))
-
-
-_WORKER_FN: Callable[[int], Any] | None = None
-
-
-def _start_worker(fn: Callable[[int], Any]) -> None:
-    """Worker start-up: keep ``fn`` (handed over by fork, never pickled, so lambdas and
-    notebook functions work) and use one intra-op thread, so seeds never oversubscribe."""
-    global _WORKER_FN
-    _WORKER_FN = fn
-    torch.set_num_threads(1)
-
-
-def _call_worker_fn(seed: int) -> Any:
-    return _WORKER_FN(seed)
-
-
-def run_seeds(fn: Callable[[int], Any], seeds: Sequence[int], *, workers: int | None = None) -> list[Any]:
-    """``[fn(seed) for seed in seeds]``, computed in parallel worker processes on a CPU.
-
-    Workers are forked (so ``fn`` may be defined in the notebook), run one torch thread each
-    and return their results by pickling (CPU tensors, state dicts, DataFrames, numbers).
-    With one worker, one seed, no ``fork`` start method, or CUDA already in use, the seeds
-    run in turn in this process. Results come back in the order of ``seeds``.
-    """
-    seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise ValueError(f"run_seeds: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
-    n = default_workers(len(seeds)) if workers is None else int(workers)
-    if n < 1:
-        raise ValueError(f"run_seeds: workers must be >= 1, got {workers}")
-    sequential = (n == 1 or len(seeds) == 1 or "fork" not in multiprocessing.get_all_start_methods()
-                  or torch.cuda.is_initialized())
-    if sequential:
-        return [fn(s) for s in seeds]
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_start_worker, initargs=(fn,))
-    try:
-        return list(pool.map(_call_worker_fn, seeds))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

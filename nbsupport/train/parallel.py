@@ -1,0 +1,145 @@
+"""Seeds over CPU cores: forked worker processes with one torch thread each, and thread defaults.
+
+Why one thread per process: small models train arithmetic-bound steps of a few milliseconds,
+where torch's OpenMP threads spin-wait at every parallel region; beside another busy process
+two spinning threads on two cores can run many times slower than one thread. One thread per
+process never collapses, and several seeds fill the cores from separate processes instead.
+
+The environment variable ``NBSUPPORT_WORKERS`` (contract):
+
+- A positive int: the number of CPU cores this process may keep busy with training, so the
+  most seed workers :func:`run_seeds` and :func:`nbsupport.train.fit` start. The notebook
+  runner sets it in each kernel to ``max(1, cores // jobs)`` so that ``--jobs`` kernels and
+  their seed workers share the cores without oversubscribing; a user may set it by hand.
+- Unset: the cores this process may run on (``os.sched_getaffinity``).
+- Inside a worker it is ``1``, so a training run nested in a worker runs its seeds in turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_all_start_methods, get_context
+from typing import Any, TypeVar
+
+import torch
+
+R = TypeVar("R")
+ENV = "NBSUPPORT_WORKERS"
+
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's default, before any user call in this process
+_FN: Callable[[Any], Any] | None = None  # the function forked workers call (inherited, never pickled)
+
+
+def _threads_from_env() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def cores() -> int:
+    """CPU cores this process may keep busy: ``$NBSUPPORT_WORKERS``, else its CPU affinity."""
+    value = os.environ.get(ENV)
+    if value is not None and value.strip():
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"{ENV} must be a positive int (cores for training), got {value!r}; "
+                             f"unset it to use every core")
+        return n
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_workers(n_seeds: int) -> int:
+    """Worker processes for ``n_seeds`` seeds: ``min(n_seeds, cores())``, at least 1."""
+    return max(1, min(n_seeds, cores()))
+
+
+def threads_user_set() -> bool:
+    """Whether the user chose torch's thread count (``OMP_NUM_THREADS`` or ``torch.set_num_threads``).
+
+    A ``torch.set_num_threads`` call is seen when it changed the count from torch's default
+    as read when this module was first imported.
+    """
+    return _threads_from_env() is not None or torch.get_num_threads() != _DEFAULT_THREADS
+
+
+@contextlib.contextmanager
+def one_thread(threads: int | None = None) -> Iterator[int]:
+    """Run the block with ``threads`` torch threads (default: 1 unless the user chose a count).
+
+    Restores the previous count afterwards. Yields the count in use.
+    """
+    before = torch.get_num_threads()
+    if threads is None:
+        threads = before if threads_user_set() else 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+    os.environ[ENV] = "1"  # nested training in a worker runs its seeds in turn
+
+
+def _call(index_seed: tuple[int, Any]) -> tuple[int, Any]:
+    index, seed = index_seed
+    return index, _FN(seed)
+
+
+def run_seeds(fn: Callable[[Any], R], seeds: Sequence[Any], *, workers: int | None = None,
+              on_result: Callable[[Any, R], Any] | None = None) -> list[R]:
+    """``[fn(seed) for seed in seeds]``, in forked worker processes with one torch thread each.
+
+    ``workers`` defaults to :func:`default_workers` (``$NBSUPPORT_WORKERS`` or the cores).
+    With one worker, one seed, no ``fork`` start method, or CUDA already initialized here
+    (a forked child cannot use it), ``fn`` runs here, seed after seed. Workers are forked,
+    so ``fn`` may be a lambda or a function defined in a notebook: it is inherited, never
+    pickled; its results are pickled back (return CPU tensors, modules, numbers,
+    DataFrames). Each worker uses one torch thread. ``on_result(seed, result)``
+    is called here as each seed finishes (in any order), e.g. to advance a progress bar. The
+    results come back in the order of ``seeds``; an exception in ``fn`` is raised here.
+    """
+    global _FN
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"run_seeds: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    if workers is None:
+        workers = default_workers(len(seeds))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"run_seeds: workers must be a positive int or None, got {workers!r}")
+    workers = min(workers, len(seeds))
+    if workers <= 1 or "fork" not in get_all_start_methods() or torch.cuda.is_initialized():
+        out = []
+        for seed in seeds:
+            out.append(fn(seed))
+            if on_result is not None:
+                on_result(seed, out[-1])
+        return out
+    results: list[Any] = [None] * len(seeds)
+    previous, _FN = _FN, fn
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_init_worker) as pool:
+            futures = [pool.submit(_call, (i, s)) for i, s in enumerate(seeds)]
+            try:
+                for fut in as_completed(futures):
+                    i, res = fut.result()
+                    results[i] = res
+                    if on_result is not None:
+                        on_result(seeds[i], res)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        _FN = previous
+    return results
