@@ -176,7 +176,8 @@ def bench_files() -> list[dict]:
 
 def make_core(impl: str, method: str, device: str = "cpu"):
     """A zero-argument merge of three CORE_N-element task vectors through one path."""
-    from nbsupport.kernels.merge_core import magnitude_bounds, merge_core, stream_seeds
+    from nbsupport.kernels.merge_core import merge_core
+    from nbsupport.merging.selection import magnitude_bounds, stream_seeds
 
     g = torch.Generator().manual_seed(0)
     d = torch.randn(3, CORE_N, generator=g).to(device)

@@ -137,7 +137,11 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
 
 
 def mnist_task(name: str) -> ImageTask:
-    """One derived MNIST-5k task over all 5000 images."""
+    """One derived MNIST-5k task over all 5000 images.
+
+    Any label task can be asked for on transformed images with a suffix: ``_rot90`` (turned by
+    90°) or ``_inverted`` (1 - pixel), e.g. ``parity_rot90``: the same labels in another
+    "language" of inputs."""
     X, y = _mnist()
     img = X.reshape(-1, 1, 28, 28).astype(np.float32)
     digits = [str(d) for d in range(10)]
@@ -148,14 +152,14 @@ def mnist_task(name: str) -> ImageTask:
         "mod3": (["0", "1", "2"], y % 3),
         "prime": (["not prime", "prime"], np.isin(y, list(PRIMES)).astype(np.int64)),
         "loops": (["0", "1", "2"], np.vectorize(LOOPS.get)(y)),
-        "digit_rot90": (digits, y),
-        "digit_inverted": (digits, y),
     }
-    if name not in table:
-        raise ValueError(f"unknown MNIST task {name!r}; choose from {MNIST_TASKS}")
-    if name == "digit_rot90":
+    task, _, transform = name.partition("_")
+    if task not in table or transform not in ("", "rot90", "inverted"):
+        raise ValueError(f"unknown MNIST task {name!r}; choose from {MNIST_TASKS} "
+                         "(any of them with the suffix _rot90 or _inverted)")
+    if transform == "rot90":
         img = np.ascontiguousarray(np.rot90(img, 1, axes=(2, 3)))
-    elif name == "digit_inverted":
+    elif transform == "inverted":
         img = 1.0 - img
-    classes, labels = table[name]
+    classes, labels = table[task]
     return ImageTask(name, classes, img, np.asarray(labels, dtype=np.int64))

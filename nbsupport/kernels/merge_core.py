@@ -13,9 +13,10 @@ For task vectors ``d_i`` (n rows of m entries), per-model weights ``w_i``, magni
 
 which is mergekit's ``GeneralizedTaskArithmeticMerge`` after sparsification (TIES: Yadav et
 al. 2023, "Resolving Interference When Merging Models"; DARE: Yu et al. 2024, "Language
-Models are Super Mario"; Breadcrumbs: Davari & Belilovsky 2023). The bounds come from
-:func:`magnitude_bounds`, a selection (``torch.kthvalue``), not a full sort. Entries tied
-with a bound are all kept (mergekit keeps exactly k, breaking ties by sort order).
+Models are Super Mario"; Breadcrumbs: Davari & Belilovsky 2023). The bounds, the per-model
+seeds and the L1 rescale factors are merging logic and come from
+:mod:`nbsupport.merging.selection`; this module holds only the fused elementwise op, the hash
+and the mask they share.
 
 ``u(seed, j)`` is a counter-based hash (two rounds of Wellons' lowbias32 on 32-bit words),
 the same bits in every path, so a DARE mask is reproducible from its seed, independent of
@@ -26,7 +27,6 @@ chunking and device. Paths: ``reference`` (plain torch on the stacked rows),
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import torch
@@ -57,7 +57,7 @@ def _lowbias32(x: torch.Tensor) -> torch.Tensor:
     return x ^ ((x >> 16) & 0xFFFF)
 
 
-def _lowbias32_int(x: int) -> int:
+def lowbias32_int(x: int) -> int:
     """The same hash on a Python int (the specification the tensor versions are tested against)."""
     x &= MASK32
     x ^= x >> 16
@@ -87,99 +87,7 @@ def _positions(start: int, size: int, device) -> torch.Tensor:
     return torch.arange(start, start + size, device=device)
 
 
-def stream_seeds(seed: int, n: int, name: str = "") -> list[int]:
-    """One 32-bit seed per model for tensor ``name``: independent of order and chunking."""
-    salt = zlib.crc32(name.encode())
-    return [_lowbias32_int(_lowbias32_int(int(seed) ^ salt) + 0x9E3779B9 * (i + 1)) for i in range(n)]
-
-
-# ---------------------------------------------------------------- selection of bounds
-def _kth_abs(flat_abs: torch.Tensor, k: int) -> float:
-    """k-th smallest (1-based) of ``flat_abs`` by selection."""
-    return float(torch.kthvalue(flat_abs, k).values)
-
-
-def magnitude_bounds(delta: torch.Tensor, density: float, gamma: float | None = None) -> tuple[float, float]:
-    """(lo, hi) magnitude bounds that keep a ``density`` fraction of ``delta`` (mergekit semantics).
-
-    ``gamma=None``: TIES trim, keep the top ``k = max(1, int(density·n))`` magnitudes
-    (mergekit ``magnitude``). ``gamma`` given: Breadcrumbs, drop the top ``int(gamma·n)``
-    outliers, keep the next ``int(density·n)`` (mergekit ``magnitude_outliers``: ascending
-    ranks ``[n_bot, n_bot + target)``, ``n_bot = max(0, n - target - n_top)``).
-    ``density ≥ 1`` keeps everything.
-    """
-    n = delta.numel()
-    if density >= 1 or n == 0:
-        return 0.0, float("inf")
-    if density <= 0:
-        return float("inf"), float("inf")
-    w = delta.detach().reshape(-1).abs()
-    if w.dtype != torch.float64:
-        w = w.float()
-    if gamma is None:
-        k = max(1, int(density * n))
-        return _kth_abs(w, n - k + 1), float("inf")
-    target = int(density * n)
-    if target == 0:
-        return float("inf"), float("inf")
-    n_bot = max(0, n - target - int(gamma * n))
-    lo = 0.0 if n_bot == 0 else _kth_abs(w, n_bot + 1)
-    hi = _kth_abs(w, n_bot + target)
-    return lo, hi
-
-
-def _kept_ranks(n: int, density: float, gamma: float | None) -> tuple[int, int]:
-    """The ascending magnitude ranks [start, end) mergekit keeps."""
-    if gamma is None:
-        return n - max(1, int(density * n)), n
-    target = int(density * n)
-    n_bot = max(0, n - target - int(gamma * n))
-    return n_bot, n_bot + target
-
-
-def select(
-    delta: torch.Tensor, density: float, gamma: float | None = None, tie_break: str = "sort"
-) -> tuple[torch.Tensor, float, float]:
-    """Exactly mergekit's selection: ``(delta', lo, hi)`` such that :func:`keep_mask` with the bounds
-    keeps exactly the entries mergekit keeps, ``delta'`` being ``delta`` with the excluded entries
-    that tie with a bound set to zero.
-
-    The bounds come from :func:`magnitude_bounds` (selection). Only when entries tie with a bound,
-    so that the bounds alone would keep more than mergekit's count, are the ties resolved:
-    ``tie_break="sort"`` keeps the entries mergekit's own ``torch.argsort`` / ``torch.sort`` call
-    picks (torch's sort is not stable, so this is the only way to get mergekit's tensors; it
-    costs one full sort of that tensor), ``"index"`` counts a lower index as the larger magnitude
-    (deterministic, no sort).
-    """
-    lo, hi = magnitude_bounds(delta, density, gamma)
-    n = delta.numel()
-    if n == 0 or density >= 1 or lo == float("inf"):
-        return delta, lo, hi
-    if tie_break not in ("sort", "index"):
-        raise ValueError(f"tie_break must be 'sort' or 'index', got {tie_break!r}")
-    a = delta.detach().reshape(-1).abs()
-    if a.dtype != torch.float64:
-        a = a.float()
-    start, end = _kept_ranks(n, density, gamma)
-    inside = (a >= lo) & (a <= hi)
-    if int(inside.sum()) == end - start:
-        return delta, lo, hi
-    if tie_break == "sort":
-        idx = torch.argsort(a, descending=True)[: end - start] if gamma is None else torch.sort(a).indices[start:end]
-        keep = torch.zeros(n, dtype=torch.bool, device=a.device)
-        keep[idx] = True
-    else:
-        keep = (a > lo) & (a < hi)
-        for v in sorted({lo, hi} - {float("inf")}):
-            tied = (a == v).nonzero().flatten()
-            c = tied.numel()
-            rank = int((a < v).sum()) + (c - 1 - torch.arange(c, device=a.device))
-            keep[tied[(rank >= start) & (rank < end)]] = True
-    out = delta.reshape(-1).masked_fill(inside & ~keep, 0)
-    return out.reshape(delta.shape), lo, hi
-
-
-# ---------------------------------------------------------------- masks and scales
+# ---------------------------------------------------------------- the mask
 def keep_mask(
     delta: torch.Tensor, lo: float, hi: float, drop: float, seed: int, offset: int = 0
 ) -> torch.Tensor:
@@ -189,27 +97,6 @@ def keep_mask(
     if drop > 0:
         keep &= uniform(seed, _positions(offset, delta.numel(), delta.device)) >= drop
     return keep
-
-
-def l1_rescale(
-    delta: torch.Tensor, lo: float, hi: float, drop: float, seed: int, chunk: int = 1 << 22, eps: float = 1e-7,
-    before: float | None = None,
-) -> float:
-    """mergekit's rescale: ``‖d‖₁ / ‖d ⊙ keep‖₁`` (1 when either is below ``eps``), in chunks.
-
-    ``before``: ``‖d‖₁`` of the tensor before ties were zeroed by :func:`select`, if they were.
-    """
-    flat = delta.reshape(-1)
-    total = after = 0.0
-    for s in range(0, flat.numel(), chunk):
-        x = flat[s : s + chunk]
-        k = keep_mask(x, lo, hi, drop, seed, s)
-        total += float(x.abs().sum(dtype=torch.float64))
-        after += float((x.abs() * k).sum(dtype=torch.float64))
-    before = total if before is None else before
-    if before < eps or after < eps:
-        return 1.0
-    return before / after
 
 
 # ---------------------------------------------------------------- the op
@@ -228,7 +115,7 @@ def _params(n: int, weights, lo, hi, drop, scale, seeds, consensus):
     p = vec(drop, 0.0)
     if any(not 0 <= x < 1 for x in p):
         raise ValueError(f"drop probabilities must be in [0, 1), got {p}")
-    sd = [int(x) for x in (seeds if seeds is not None else stream_seeds(0, n))]
+    sd = [int(x) for x in (seeds if seeds is not None else [lowbias32_int(0x9E3779B9 * (i + 1)) for i in range(n)])]
     if len(sd) != n:
         raise ValueError(f"expected {n} seeds, got {len(sd)}")
     return w, vec(lo, 0.0), vec(hi, float("inf")), p, vec(scale, 1.0), sd

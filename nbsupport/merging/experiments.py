@@ -148,18 +148,15 @@ class Suite:
                       {k: v.detach().clone() for k, v in m.head.state_dict().items()})
 
     @torch.no_grad()
+    def logits(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> torch.Tensor:
+        """The (n, classes) logits of body + head on one split of ``task``."""
+        m = self.model(body, head, task).eval()
+        x = getattr(self.tasks[task], split).x
+        return torch.cat([m(x[s:s + batch].float()) for s in range(0, len(x), batch)]) if len(x) else torch.zeros(0)
+
     def evaluate(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> dict[str, float]:
         """Accuracy and mean cross-entropy of body + head on one split of ``task``."""
-        m = self.model(body, head, task).eval()
-        data = getattr(self.tasks[task], split)
-        correct, loss = 0, 0.0
-        for s in range(0, len(data.y), batch):
-            logits = m(data.x[s:s + batch].float())
-            y = data.y[s:s + batch]
-            correct += int((logits.argmax(-1) == y).sum())
-            loss += float(F.cross_entropy(logits, y, reduction="sum"))
-        n = max(len(data.y), 1)
-        return {"acc": correct / n, "loss": loss / n}
+        return score_logits(self.logits(body, head, task, split, batch), getattr(self.tasks[task], split).y)
 
     def fisher(self, expert: Expert, n_examples: int = 128, batch: int = 16) -> State:
         """Diagonal Fisher of the expert's body parameters on its task's training inputs."""
@@ -168,6 +165,13 @@ class Suite:
         x = self.tasks[expert.task].train.x[:n_examples].float()
         f = fisher_diagonal(m, [x[s:s + batch] for s in range(0, len(x), batch)])
         return {k.removeprefix("body."): v for k, v in f.items()}
+
+
+def score_logits(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``logits`` for labels ``y`` (an ensemble's averaged logits too)."""
+    if len(y) == 0:
+        return {"acc": 0.0, "loss": 0.0}
+    return {"acc": float((logits.argmax(-1) == y).float().mean()), "loss": float(F.cross_entropy(logits, y))}
 
 
 class Scorer:
@@ -190,15 +194,33 @@ class Scorer:
         accs = self.accuracies(body, which, split)
         return [a / max(self.expert_acc(i, split), 1e-9) for a, i in zip(accs, which, strict=True)]
 
-    def tune(self, method: str, base: State, which: list[int], lambdas: list[float], **params):
-        """Pick λ on validation (mean normalized accuracy); return (λ, val score, test per task, merged body)."""
-        from nbsupport.merging.methods import merge
+    def tune(self, method: str, base: State, which: list[int], lambdas: list[float],
+             bodies: list[State] | None = None, **params):
+        """Pick λ on validation (mean normalized accuracy); return (λ, val score, test per task, merged body).
 
+        ``bodies``: the bodies to merge in place of the experts' own (e.g. trimmed ones), one per
+        index in ``which``; they are scored with the experts' heads against the experts."""
+        from nbsupport.merging.methods import REGISTRY, merge
+
+        bodies = [self.experts[i].body for i in which] if bodies is None else bodies
+        scaled = "lambda" in REGISTRY[method].params
+        if not scaled and lambdas != [1.0]:
+            raise ValueError(f"{method!r} has no λ: pass lambdas=[1.0]")
         best = None
         for lam in lambdas:
-            body = merge(method, base, [self.experts[i].body for i in which], lam=lam, **params)
+            body = merge(method, base, bodies, **({"lam": lam} if scaled else {}), **params)
             score = float(np.mean(self.normalized(body, which, "val")))
             if best is None or score > best[1]:
                 best = (lam, score, body)
         lam, score, body = best
         return lam, score, self.normalized(body, which, "test"), body
+
+
+def gain_retained(merged: list[float], base: list[float], expert: list[float]) -> float:
+    """Share of the experts' gain over the base body that the merged body keeps, over tasks:
+    (mean merged - mean base) / (mean expert - mean base) (NaN when the experts gain nothing).
+
+    Unlike normalized accuracy (merged / expert) it does not credit the accuracy a task's head
+    already reaches on the un-fine-tuned body."""
+    gain = float(np.mean(expert) - np.mean(base))
+    return float(np.mean(merged) - np.mean(base)) / gain if gain > 0 else float("nan")

@@ -4,9 +4,13 @@
 
 - per model (a scalar for all, or one value per model): ``weight`` (default 1), ``density``
   (fraction kept, default 1; DARE's drop rate is ``p = 1 - density``), ``gamma``
-  (Breadcrumbs' outlier fraction, default 0.01);
+  (Breadcrumbs' outlier fraction, default 0.01), ``epsilon`` (DELLA's spread of keep
+  probabilities, default 0.15);
 - shared: ``normalize``, ``rescale``, ``lambda`` (pass ``lam=`` or ``**{"lambda": x}``),
-  ``seed`` (DARE), ``t`` (SLERP), ``filter_wise`` (Model Stock), ``impl`` (kernel path).
+  ``seed`` (DARE, DELLA), ``t`` (SLERP), ``filter_wise`` (Model Stock),
+  ``select_topk`` (SCE), ``max_iter``/``tol`` (Karcher), ``nuslerp_row_wise``/``nuslerp_flatten``,
+  ``impl`` (kernel path). Each method takes only the parameters :data:`REGISTRY` declares
+  for it; any other is an error naming them.
 
 mergekit semantics by default, so a mergekit config gives the same tensors (DARE draws its
 own reproducible mask, so only its distribution matches mergekit's ``torch.bernoulli``).
@@ -22,7 +26,7 @@ The papers' variants are a parameter away:
   tensors that have such ties).
 
 References: task arithmetic (Ilharco et al. 2023), TIES (Yadav et al. 2023), DARE (Yu et al.
-2024), Model Breadcrumbs (Davari & Belilovsky 2023), PCB (Du et al. 2024), Fisher merging
+2024), Model Breadcrumbs (Davari & Belilovsky 2023), PCB (Du et al. 2024), SCE (Wan et al. 2024), Fisher merging
 (Matena & Raffel 2022), Model Stock (Jang et al. 2024), layer swapping (Bandarkar et al. 2024).
 """
 
@@ -30,14 +34,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 
-from nbsupport.kernels.merge_core import (
+from nbsupport.kernels.merge_core import merge_core
+from nbsupport.merging.selection import (
+    della_mask,
     l1_rescale,
     magnitude_bounds,
-    merge_core,
     select,
     stream_seeds,
 )
@@ -52,9 +58,9 @@ GTA = {
     "dare_ties": ("random", "sum", False, True),
     "breadcrumbs": ("magnitude_outliers", None, False, False),
     "breadcrumbs_ties": ("magnitude_outliers", "sum", False, False),
+    "della": ("della_magprune", "sum", True, True),
+    "della_linear": ("della_magprune", None, False, True),
 }
-METHODS = ("linear", *GTA, "pcb", "fisher", "model_stock", "slerp", "layer_swap")
-NEEDS_BASE = {*GTA, "pcb", "model_stock", "slerp"}
 
 
 class MergeError(ValueError):
@@ -143,11 +149,20 @@ def gta_tensor(
     bounds: list[tuple[float, float]] | None = None,
     impl: str | None = None,
     tie_break: str = "sort",
+    epsilon: list[float] | None = None,
 ) -> torch.Tensor:
     """One tensor of a GTA method; ``deltas`` are flattened work-dtype task vectors."""
     sparsify, consensus, _, _ = GTA[method]
     lo, hi, drop, scale, kept = [], [], [], [], []
     for i, d in enumerate(deltas):
+        if sparsify == "della_magprune":
+            d2, s = _della(d, base.shape, density[i], epsilon[i], seeds[i], rescale)
+            kept.append(d2)
+            lo.append(0.0)
+            hi.append(float("inf"))
+            drop.append(0.0)
+            scale.append(s)
+            continue
         if bounds is not None and sparsify not in (None, "random") and density[i] < 1:
             d2, b = d, (*bounds[i], 0.0)
         else:
@@ -165,6 +180,24 @@ def gta_tensor(
     if lam != 1:
         mixed = mixed * lam
     return (_work(base).reshape(-1) + mixed).reshape(base.shape).to(base.dtype)
+
+
+def _della(d: torch.Tensor, shape, density: float, epsilon: float, seed: int, rescale: bool | str):
+    """(DELLA-dropped task vector, scale): MagPrune's ranked drop, then mergekit's L1 rescale
+    (``rescale=True``), the paper's per-entry ``1/p`` (``"inverse"``), or none."""
+    if density >= 1:
+        return d, 1.0
+    if not (0 < density - epsilon and density + epsilon < 1):
+        raise MergeError(f"della needs 0 < density ± epsilon < 1; got density {density}, epsilon {epsilon}")
+    keep, p = della_mask(d.reshape(shape), density, epsilon, seed)
+    keep, p = keep.reshape(-1), p.reshape(-1)
+    if rescale == "inverse":
+        return torch.where(keep, d / p.to(d.dtype), torch.zeros_like(d)), 1.0
+    d2 = d * keep
+    if not rescale:
+        return d2, 1.0
+    before, after = float(d.abs().sum(dtype=torch.float64)), float(d2.abs().sum(dtype=torch.float64))
+    return d2, (before / after if before >= 1e-7 and after >= 1e-7 else 1.0)
 
 
 def _model_bounds(tvs: list[dict[str, torch.Tensor]], sparsify: str, density, gamma):
@@ -204,6 +237,37 @@ def pcb_merge(tvs: torch.Tensor, density: float, clip: float = 1e-4) -> torch.Te
     inter = torch.tanh(tvs * tvs.sum(0, keepdim=True))
     beta = _minmax(_quantile_clamp(intra * inter, 1 - density, 0.0))
     return (tvs.sign() * mag * beta).sum(0) / beta.sum(0).clamp(min=1e-12)
+
+
+# ---------------------------------------------------------------- SCE
+def sce_tensor(base: torch.Tensor, models: list[torch.Tensor], select_topk: float = 1.0) -> torch.Tensor:
+    """SCE (Wan et al. 2024, "FuseChat: Knowledge Fusion of Chat Models", §3.3), as mergekit's ``sce``.
+
+    Select: keep the coordinates whose task-vector variance across models (population variance)
+    is among the top ``select_topk`` of the coordinates with nonzero variance (all when
+    ``select_topk >= 1``, none when the count rounds to 0). Calculate: one weight per model,
+    ``wᵢ = mean(τᵢ²) / Σⱼ mean(τⱼ²)`` (uniform when all are 0). Erase: per coordinate, drop
+    the entries whose sign differs from the sign of Σᵢτᵢ (+ on ties). Then
+    ``θ = θ₀ + Σᵢ wᵢaᵢτᵢ / Σᵢ wᵢaᵢ`` (the divisor 1 where no entry is kept).
+    """
+    b = _work(base)
+    tvs = torch.stack([_work(m) - b for m in models])
+    if select_topk < 1:
+        var = tvs.var(0, unbiased=False).reshape(-1)
+        k = int(abs(select_topk) * int(torch.count_nonzero(var)))
+        keep = torch.zeros_like(var)
+        if k > 0:
+            keep[torch.topk(var.abs(), k).indices] = 1
+        tvs = tvs * keep.reshape(b.shape)
+    energy = [float(t.square().sum()) / max(t.numel(), 1) for t in tvs]
+    total = sum(energy)
+    w = torch.tensor([e / total for e in energy] if total > 0 else [1 / len(energy)] * len(energy), dtype=tvs.dtype)
+    w = w.reshape(-1, *([1] * b.dim()))
+    majority = torch.where(tvs.sum(0) >= 0, 1.0, -1.0).to(tvs.dtype)
+    kept = w * (tvs.sign() == majority)
+    div = kept.sum(0)
+    div[div == 0] = 1
+    return (b + (tvs * kept).sum(0) / div).to(base.dtype)
 
 
 # ---------------------------------------------------------------- other per-tensor methods
@@ -247,6 +311,86 @@ def slerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: fl
     return out.reshape(v0.shape).to(v0.dtype)
 
 
+def nuslerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor, row_wise: bool = False, flatten: bool = True,
+                   eps: float = 1e-8) -> torch.Tensor:
+    """NuSLERP (mergekit's ``nuslerp``): spherical interpolation of ``v0`` and ``v1`` at ``t``,
+    ``(sin((1-t)θ)·v0 + sin(tθ)·v1) / sin θ`` with θ the angle between them, over the whole
+    tensor (``flatten``), per row of the last dimension, or per column (``row_wise``: along
+    dimension 0); linear where ``|sin θ| < eps``. Unlike :func:`slerp_tensor` the inputs are
+    not re-normalized: the result interpolates the vectors themselves."""
+    a, b = _work(v0), _work(v1)
+    shape = a.shape
+    if flatten:
+        a, b = a.reshape(-1), b.reshape(-1)
+    elif row_wise:
+        a, b = a.transpose(0, -1), b.transpose(0, -1)
+    ua = a / a.norm(dim=-1, keepdim=True).clamp(min=1e-7)
+    ub = b / b.norm(dim=-1, keepdim=True).clamp(min=1e-7)
+    theta = torch.acos((ua * ub).sum(-1, keepdim=True).clamp(-1, 1))
+    sin = torch.sin(theta)
+    colinear = sin.abs() < eps
+    res = (torch.sin((1 - t) * theta) * a + torch.sin(t * theta) * b) / torch.where(colinear, torch.ones_like(sin), sin)
+    res = torch.where(colinear, (1 - t) * a + t * b, res)
+    if row_wise and not flatten:
+        res = res.transpose(0, -1)
+    return res.reshape(shape).to(v0.dtype)
+
+
+def karcher_tensor(tensors: list[torch.Tensor], max_iter: int = 10, tol: float = 1e-5) -> torch.Tensor:
+    """The Karcher (Fréchet) mean of the tensors' directions on the unit sphere, times their mean
+    norm (mergekit's ``karcher``, equal weights).
+
+    Directions ``uᵢ = θᵢ/‖θᵢ‖`` (tensors with norm ≤ ``tol`` take no part); start from the
+    normalized mean of the ``uᵢ`` and take up to ``max_iter`` Riemannian gradient steps
+    ``m ← cos‖v‖·m + sin‖v‖·v/‖v‖`` with ``v = Σᵢ (1/k)·θᵢ/sin θᵢ·(uᵢ - cos θᵢ·m)``,
+    ``θᵢ = arccos(m·uᵢ)`` (the mean of the log maps), stopping when ``‖v‖ < tol``. The result
+    is ``m · mean ‖θᵢ‖`` (zero-norm tensors count in that mean).
+    """
+    if len(tensors) == 1:
+        return tensors[0].clone()
+    work = [_work(t).reshape(-1) for t in tensors]
+    norms = [float(torch.linalg.vector_norm(t)) for t in work]
+    units = [t / n for t, n in zip(work, norms, strict=True) if n > tol]
+    if not units:
+        return torch.zeros_like(tensors[0])
+    alpha = 1.0 / len(units)
+    mean = sum(alpha * u for u in units)
+    mean = units[0].clone() if float(mean.norm()) < tol else mean / mean.norm()
+    for _ in range(max_iter):
+        tangent = torch.zeros_like(mean)
+        for u in units:
+            dot = torch.clamp(mean @ u, -1.0, 1.0)
+            theta = torch.arccos(dot)
+            if float(theta) >= tol:
+                tangent += alpha * (theta / torch.sin(theta)) * (u - dot * mean)
+        size = tangent.norm()
+        if float(size) < tol:
+            break
+        mean = torch.cos(size) * mean + torch.sin(size) * (tangent / size)
+        if float(mean.norm()) > tol:
+            mean = mean / mean.norm()
+    return (sum(norms) / len(norms) * mean).reshape(tensors[0].shape).to(tensors[0].dtype)
+
+
+def arcee_fusion_tensor(base: torch.Tensor, model: torch.Tensor) -> torch.Tensor:
+    """Arcee Fusion (mergekit's ``arcee_fusion``): keep the model's change only where it matters.
+
+    Importance ``|θ - θ₀| · KL(softmax(θ) ‖ softmax(θ₀))``, the KL taken along the last
+    dimension (softmax + 1e-8 on both sides); the threshold is ``median + 1.5·(q3 - q1)`` of the
+    importances, each quantile the sorted value at index ``⌊q·(n-1)⌋``; ``θ₀ + (θ - θ₀)·[importance ≥
+    threshold]``. mergekit estimates the quantiles from a random sample of 1M entries for
+    larger tensors; here they are exact (the same values up to 1M entries).
+    """
+    b, m = _work(base), _work(model)
+    p = torch.softmax(m, dim=-1) + 1e-8
+    q = torch.softmax(b, dim=-1) + 1e-8
+    importance = (m - b).abs() * (p * torch.log(p / q)).sum(-1, keepdim=True)
+    flat = importance.reshape(-1).sort().values
+    q1, median, q3 = (flat[int(f * (flat.numel() - 1))] for f in (0.25, 0.5, 0.75))
+    keep = importance >= median + 1.5 * (q3 - q1)
+    return (b + (m - b) * keep).to(base.dtype)
+
+
 LAYER_PATTERN = r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)\."
 
 
@@ -269,116 +413,228 @@ def swap_weights(n_layers: int, bottom: int, top: int, blend: int = 0) -> list[f
     return out
 
 
-# ---------------------------------------------------------------- merge()
-def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **params: Any) -> dict[str, torch.Tensor]:
-    """Merge ``models`` (state dicts of fine-tunes of ``base``) with ``method``; see the module docstring.
+# ---------------------------------------------------------------- the method registry
+class Inputs(NamedTuple):
+    """What a method's implementation receives: the models, the tensors to merge and the parameters."""
 
-    Methods: ``linear`` (Σwθ/Σw; base unused), ``task_arithmetic``, ``ties``, ``dare_linear``,
-    ``dare_ties``, ``breadcrumbs``, ``breadcrumbs_ties`` (mergekit's generalized task
-    arithmetic), ``pcb`` (``density`` = kept ratio r, ``lambda``), ``fisher`` (``fishers``: one
-    diagonal Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models),
-    ``slerp`` (one model, ``t``), ``layer_swap`` (two models: the host gives the middle layers
-    and everything outside layers, the donor its ``bottom`` and ``top`` layers, ``blend``).
-    Non-floating tensors (counters, ids) are copied from the base (or the first model).
-    """
-    if method not in METHODS:
-        raise MergeError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
-    if method in NEEDS_BASE and base is None:
-        raise MergeError(f"merge method {method!r} needs a base model")
-    models = list(models)
-    names = check_compatible(base, models)
-    ref = base if base is not None else models[0]
-    n = len(models)
-    known = {"weight", "density", "gamma", "normalize", "rescale", "lambda", "lam", "seed", "impl",
-             "trim_scope", "int8_mask", "t", "filter_wise", "fishers", "fisher_floor", "bottom", "top",
-             "blend", "layer_pattern", "clip", "n_layers", "tie_break"}
-    unknown = set(params) - known
-    if unknown:
-        raise MergeError(f"unknown parameter(s) {sorted(unknown)} for {method!r}")
-    weight = per_model(params.get("weight", 1.0), n, "weight")
-    density = per_model(params.get("density", 1.0 if method != "pcb" else 0.1), n, "density")
-    gamma = per_model(params.get("gamma", 0.01), n, "gamma")
-    check_density(density)
-    lam = float(params.get("lambda", params.get("lam", 1.0)))
-    out: dict[str, torch.Tensor] = {}
-    floats = [k for k in names if ref[k].is_floating_point()]
-    for k in names:
-        if k not in floats:
-            out[k] = ref[k].clone()
+    base: StateDict | None
+    models: list[StateDict]
+    ref: StateDict
+    floats: list[str]
+    weight: list[float]
+    density: list[float]
+    gamma: list[float]
+    lam: float
+    params: dict[str, Any]
 
-    if method == "linear":
-        norm = params.get("normalize", True)
-        tot = sum(weight) if norm and abs(sum(weight)) > 0 else 1.0
-        for k in floats:
-            acc = sum(w * _work(m[k]) for w, m in zip(weight, models, strict=True))
-            out[k] = (acc / tot).to(ref[k].dtype)
-    elif method in GTA:
+
+@dataclass(frozen=True)
+class MergeMethod:
+    """One merge method, in the spirit of mergekit's method registry: the parameters it accepts
+    (any other is an error, not silently ignored), whether it needs a base model, how many
+    models it takes, and the function computing the merged floating-point tensors."""
+
+    name: str
+    params: tuple[str, ...]
+    needs_base: bool
+    run: Callable[[Inputs], dict[str, torch.Tensor]]
+    models: tuple[int, int | None] = (1, None)
+    doc: str = ""
+
+
+def _linear(x: Inputs) -> dict[str, torch.Tensor]:
+    tot = sum(x.weight) if x.params.get("normalize", True) and abs(sum(x.weight)) > 0 else 1.0
+    return {k: (sum(w * _work(m[k]) for w, m in zip(x.weight, x.models, strict=True)) / tot).to(x.ref[k].dtype)
+            for k in x.floats}
+
+
+def _gta(method: str) -> Callable[[Inputs], dict[str, torch.Tensor]]:
+    def run(x: Inputs) -> dict[str, torch.Tensor]:
         sparsify, _, def_norm, def_rescale = GTA[method]
-        normalize = bool(params.get("normalize", def_norm))
-        rescale = params.get("rescale", def_rescale)
-        seed = int(params.get("seed", 0))
-        scope = params.get("trim_scope", "tensor")
+        p, base, n = x.params, x.base, len(x.models)
+        scope = p.get("trim_scope", "tensor")
         if scope not in ("tensor", "model"):
             raise MergeError(f"trim_scope must be 'tensor' or 'model', got {scope!r}")
         bounds = None
         if scope == "model" and sparsify in ("magnitude", "magnitude_outliers"):
-            bounds = _model_bounds(task_vectors(base, models), sparsify, density, gamma)
-        for k in floats:
-            deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in models]
-            out[k] = gta_tensor(method, base[k], deltas, weight, density, gamma, stream_seeds(seed, n, k),
-                                normalize, rescale, lam, bounds, params.get("impl"), params.get("tie_break", "sort"))
-    elif method == "pcb":
-        tvs = task_vectors(base, models)
-        if params.get("trim_scope", "tensor") == "model":
-            flat = torch.stack([torch.cat([tv[k].reshape(-1) for k in floats]) for tv in tvs])
-            merged = pcb_merge(flat, density[0], params.get("clip", 1e-4))
-            s = 0
-            for k in floats:
-                size = base[k].numel()
-                out[k] = (_work(base[k]) + lam * merged[s:s + size].reshape(base[k].shape)).to(base[k].dtype)
-                s += size
+            bounds = _model_bounds(task_vectors(base, x.models), sparsify, x.density, x.gamma)
+        out = {}
+        for k in x.floats:
+            deltas = [(_work(m[k]) - _work(base[k])).reshape(-1) for m in x.models]
+            out[k] = gta_tensor(method, base[k], deltas, x.weight, x.density, x.gamma,
+                                stream_seeds(int(p.get("seed", 0)), n, k), bool(p.get("normalize", def_norm)),
+                                p.get("rescale", def_rescale), x.lam, bounds, p.get("impl"), p.get("tie_break", "sort"),
+                                per_model(p.get("epsilon", 0.15), n, "epsilon"))
+        return out
+
+    return run
+
+
+def _pcb(x: Inputs) -> dict[str, torch.Tensor]:
+    tvs = task_vectors(x.base, x.models)
+    clip, out = x.params.get("clip", 1e-4), {}
+    if x.params.get("trim_scope", "tensor") == "model":
+        merged = pcb_merge(torch.stack([torch.cat([tv[k].reshape(-1) for k in x.floats]) for tv in tvs]),
+                           x.density[0], clip)
+        for k, part in zip(x.floats, merged.split([x.base[k].numel() for k in x.floats]), strict=True):
+            out[k] = (_work(x.base[k]) + x.lam * part.reshape(x.base[k].shape)).to(x.base[k].dtype)
+        return out
+    for k in x.floats:
+        merged = pcb_merge(torch.stack([tv[k].reshape(-1) for tv in tvs]), x.density[0], clip)
+        out[k] = (_work(x.base[k]) + x.lam * merged.reshape(x.base[k].shape)).to(x.base[k].dtype)
+    return out
+
+
+def _fisher(x: Inputs) -> dict[str, torch.Tensor]:
+    fishers = x.params.get("fishers")
+    if fishers is None or len(fishers) != len(x.models):
+        raise MergeError("fisher merging needs fishers=[one diagonal Fisher dict per model]")
+    floor = float(x.params.get("fisher_floor", 1e-6))
+    out = {}
+    for k in x.floats:
+        if all(k in f for f in fishers):
+            fw = [w * _work(f[k]).clamp(min=floor) for w, f in zip(x.weight, fishers, strict=True)]
+            out[k] = (sum(f * _work(m[k]) for f, m in zip(fw, x.models, strict=True)) / sum(fw)).to(x.ref[k].dtype)
+        else:  # no Fisher for this tensor (e.g. frozen): weighted average
+            out[k] = (sum(w * _work(m[k]) for w, m in zip(x.weight, x.models, strict=True)) / sum(x.weight)).to(x.ref[k].dtype)
+    return out
+
+
+def _sce(x: Inputs) -> dict[str, torch.Tensor]:
+    topk = float(x.params.get("select_topk", 1.0))
+    return {k: sce_tensor(x.base[k], [m[k] for m in x.models], topk) for k in x.floats}
+
+
+def _nuslerp(x: Inputs) -> dict[str, torch.Tensor]:
+    w0, w1 = x.weight
+    t = 0.5 if abs(w0 + w1) < 1e-6 else w1 / (w0 + w1)
+    row, flat = bool(x.params.get("nuslerp_row_wise", False)), bool(x.params.get("nuslerp_flatten", True))
+    out = {}
+    for k in x.floats:
+        a, b = x.models[0][k], x.models[1][k]
+        if x.base is None:
+            out[k] = nuslerp_tensor(t, a, b, row, flat)
         else:
-            for k in floats:
-                merged = pcb_merge(torch.stack([tv[k].reshape(-1) for tv in tvs]), density[0], params.get("clip", 1e-4))
-                out[k] = (_work(base[k]) + lam * merged.reshape(base[k].shape)).to(base[k].dtype)
-    elif method == "fisher":
-        fishers = params.get("fishers")
-        if fishers is None or len(fishers) != n:
-            raise MergeError("fisher merging needs fishers=[one diagonal Fisher dict per model]")
-        floor = float(params.get("fisher_floor", 1e-6))
-        for k in floats:
-            if all(k in f for f in fishers):
-                num = sum(w * _work(f[k]).clamp(min=floor) * _work(m[k]) for w, f, m in zip(weight, fishers, models, strict=True))
-                den = sum(w * _work(f[k]).clamp(min=floor) for w, f in zip(weight, fishers, strict=True))
-                out[k] = (num / den).to(ref[k].dtype)
-            else:  # no Fisher for this tensor (e.g. frozen): weighted average
-                out[k] = (sum(w * _work(m[k]) for w, m in zip(weight, models, strict=True)) / sum(weight)).to(ref[k].dtype)
-    elif method == "model_stock":
-        if n < 2:
-            raise MergeError("model_stock needs at least two fine-tuned models")
-        for k in floats:
-            out[k] = model_stock_tensor(base[k], [m[k] for m in models], bool(params.get("filter_wise", False)))
-    elif method == "slerp":
-        if n != 1:
-            raise MergeError(f"slerp interpolates the base and ONE model; got {n}")
-        t = float(params.get("t", 0.5))
-        for k in floats:
-            out[k] = slerp_tensor(t, base[k], models[0][k])
-    elif method == "layer_swap":
-        if n != 2:
-            raise MergeError(f"layer_swap takes two models (host, donor); got {n}")
-        pattern = params.get("layer_pattern", LAYER_PATTERN)
-        layers = {k: layer_of(k, pattern) for k in floats}
-        found = [v for v in layers.values() if v is not None]
-        n_layers = params.get("n_layers") or (max(found) + 1 if found else 0)
-        if not n_layers:
-            raise MergeError(f"no layer index found in tensor names with pattern {pattern!r}")
-        share = swap_weights(int(n_layers), int(params.get("bottom", 1)), int(params.get("top", 1)),
-                             int(params.get("blend", 0)))
-        host, donor = models
-        for k in floats:
-            a = 0.0 if layers[k] is None else share[layers[k]]
-            out[k] = torch.lerp(_work(host[k]), _work(donor[k]), a).to(ref[k].dtype)
+            base = _work(x.base[k])
+            out[k] = (base + nuslerp_tensor(t, _work(a) - base, _work(b) - base, row, flat)).to(x.base[k].dtype)
+    return out
+
+
+def _karcher(x: Inputs) -> dict[str, torch.Tensor]:
+    it, tol = int(x.params.get("max_iter", 10)), float(x.params.get("tol", 1e-5))
+    return {k: karcher_tensor([m[k] for m in x.models], it, tol) for k in x.floats}
+
+
+def _arcee_fusion(x: Inputs) -> dict[str, torch.Tensor]:
+    return {k: arcee_fusion_tensor(x.base[k], x.models[0][k]) for k in x.floats}
+
+
+def _model_stock(x: Inputs) -> dict[str, torch.Tensor]:
+    return {k: model_stock_tensor(x.base[k], [m[k] for m in x.models], bool(x.params.get("filter_wise", False)))
+            for k in x.floats}
+
+
+def _slerp(x: Inputs) -> dict[str, torch.Tensor]:
+    t = float(x.params.get("t", 0.5))
+    return {k: slerp_tensor(t, x.base[k], x.models[0][k]) for k in x.floats}
+
+
+def _layer_swap(x: Inputs) -> dict[str, torch.Tensor]:
+    p = x.params
+    pattern = p.get("layer_pattern", LAYER_PATTERN)
+    layers = {k: layer_of(k, pattern) for k in x.floats}
+    found = [v for v in layers.values() if v is not None]
+    n_layers = p.get("n_layers") or (max(found) + 1 if found else 0)
+    if not n_layers:
+        raise MergeError(f"no layer index found in tensor names with pattern {pattern!r}")
+    share = swap_weights(int(n_layers), int(p.get("bottom", 1)), int(p.get("top", 1)), int(p.get("blend", 0)))
+    host, donor = x.models
+    return {k: torch.lerp(_work(host[k]), _work(donor[k]), 0.0 if layers[k] is None else share[layers[k]]).to(x.ref[k].dtype)
+            for k in x.floats}
+
+
+_GTA_PARAMS = ("weight", "normalize", "lambda", "int8_mask")
+_TRIM_PARAMS = ("density", "trim_scope", "tie_break", "rescale")
+#: Every merge method by name. ``impl`` (the kernel path) is accepted by every method.
+REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
+    MergeMethod("linear", ("weight", "normalize"), False, _linear, doc="Σwθ/Σw; base unused"),
+    MergeMethod("task_arithmetic", _GTA_PARAMS, True, _gta("task_arithmetic")),
+    MergeMethod("ties", (*_GTA_PARAMS, *_TRIM_PARAMS), True, _gta("ties")),
+    MergeMethod("dare_linear", (*_GTA_PARAMS, "density", "rescale", "seed"), True, _gta("dare_linear")),
+    MergeMethod("dare_ties", (*_GTA_PARAMS, "density", "rescale", "seed"), True, _gta("dare_ties")),
+    MergeMethod("breadcrumbs", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs")),
+    MergeMethod("breadcrumbs_ties", (*_GTA_PARAMS, *_TRIM_PARAMS, "gamma"), True, _gta("breadcrumbs_ties")),
+    MergeMethod("della", (*_GTA_PARAMS, "density", "epsilon", "rescale", "seed"), True, _gta("della")),
+    MergeMethod("della_linear", (*_GTA_PARAMS, "density", "epsilon", "rescale", "seed"), True, _gta("della_linear")),
+    MergeMethod("pcb", ("density", "lambda", "trim_scope", "clip"), True, _pcb, doc="density = kept ratio r"),
+    MergeMethod("sce", ("select_topk", "int8_mask"), True, _sce),
+    MergeMethod("fisher", ("weight", "fishers", "fisher_floor"), False, _fisher,
+                doc="fishers: one diagonal Fisher dict per model"),
+    MergeMethod("model_stock", ("filter_wise",), True, _model_stock, models=(2, None)),
+    MergeMethod("karcher", ("max_iter", "tol"), False, _karcher, doc="base unused"),
+    MergeMethod("arcee_fusion", (), True, _arcee_fusion, models=(1, 1), doc="the base and ONE model"),
+    MergeMethod("slerp", ("t",), True, _slerp, models=(1, 1), doc="the base and ONE model"),
+    MergeMethod("nuslerp", ("weight", "nuslerp_row_wise", "nuslerp_flatten"), False, _nuslerp, models=(2, 2),
+                doc="two models, t = w₂/(w₁+w₂); with a base, their task vectors"),
+    MergeMethod("layer_swap", ("bottom", "top", "blend", "layer_pattern", "n_layers"), False, _layer_swap,
+                models=(2, 2), doc="(host, donor)"),
+]}
+METHODS = tuple(REGISTRY)
+NEEDS_BASE = {name for name, m in REGISTRY.items() if m.needs_base}
+
+
+def _check_params(spec: MergeMethod, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with ``lam`` spelled ``lambda``; raises one line naming the method's parameters."""
+    params = dict(params)
+    if "lam" in params:
+        if "lambda" in params:
+            raise MergeError("pass lambda once: as lam= or as **{'lambda': x}, not both")
+        params["lambda"] = params.pop("lam")
+    bad = sorted(set(params) - set(spec.params) - {"impl"})
+    if bad:
+        raise MergeError(f"{spec.name!r} does not take {', '.join(bad)}; its parameters are: "
+                         f"{', '.join(spec.params) or 'none'} (and impl)")
+    return params
+
+
+# ---------------------------------------------------------------- merge()
+def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **params: Any) -> dict[str, torch.Tensor]:
+    """Merge ``models`` (state dicts of fine-tunes of ``base``) with ``method``; see the module docstring.
+
+    Methods (:data:`REGISTRY` lists each one's parameters): ``linear`` (Σwθ/Σw; base unused),
+    ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
+    ``breadcrumbs_ties``, ``della``, ``della_linear`` (``epsilon``; mergekit's generalized task
+    arithmetic), ``pcb`` (``density`` = kept
+    ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
+    Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``karcher`` (the
+    Karcher mean of directions; base unused), ``slerp`` (one model, ``t``), ``nuslerp`` (two
+    models, optional base), ``arcee_fusion`` (one model), ``layer_swap`` (two models: the host
+    gives the middle layers and everything outside layers, the donor its ``bottom`` and
+    ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
+    ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first
+    model).
+    """
+    spec = REGISTRY.get(method)
+    if spec is None:
+        raise MergeError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
+    params = _check_params(spec, params)
+    if spec.needs_base and base is None:
+        raise MergeError(f"merge method {method!r} needs a base model")
+    models = list(models)
+    names = check_compatible(base, models)
+    lo, hi = spec.models
+    if len(models) < lo or (hi is not None and len(models) > hi):
+        want = f"exactly {lo}" if lo == hi else f"at least {lo}"
+        raise MergeError(f"{method!r} takes {want} model(s) ({spec.doc or 'besides the base'}); got {len(models)}")
+    ref = base if base is not None else models[0]
+    n = len(models)
+    density = per_model(params.get("density", 1.0 if method != "pcb" else 0.1), n, "density")
+    check_density(density)
+    floats = [k for k in names if ref[k].is_floating_point()]
+    x = Inputs(base, models, ref, floats, per_model(params.get("weight", 1.0), n, "weight"), density,
+               per_model(params.get("gamma", 0.01), n, "gamma"), float(params.get("lambda", 1.0)), params)
+    out = {k: ref[k].clone() for k in names if k not in floats}
+    out.update(spec.run(x))
     return {k: out[k] for k in names}
 
 

@@ -17,12 +17,11 @@ from nbsupport.kernels import triton_available  # noqa: E402
 from nbsupport.kernels.merge_core import (  # noqa: E402
     chunked,
     keep_mask,
-    magnitude_bounds,
     merge_core,
     reference,
-    stream_seeds,
     uniform,
 )
+from nbsupport.merging.selection import magnitude_bounds, stream_seeds  # noqa: E402
 
 CASES = [(None, True), (None, False), ("sum", True), ("sum", False), ("count", True)]
 
@@ -52,16 +51,10 @@ def test_edge_cases():
     zeros = torch.zeros(2, 100)
     for fn in (reference, chunked):
         assert torch.equal(fn(zeros, lo=[0.0, 0.0]), torch.zeros(100))
-    # magnitude ties: all entries equal to the threshold are kept
+    # a band of magnitudes [lo, hi] is kept, bounds included; infinite hi keeps the top
     d = torch.tensor([1.0, -1, 1, 0.5, 0])
-    lo, hi = magnitude_bounds(d, 0.2)
-    assert (lo, hi) == (1.0, float("inf"))
-    assert keep_mask(d, lo, hi, 0.0, 0).tolist() == [True, True, True, False, False]
-    assert magnitude_bounds(d, 1.0) == (0.0, float("inf"))
-    # Breadcrumbs band: drop the top 20%, keep the next 40%
-    v = torch.arange(1.0, 11.0)
-    lo, hi = magnitude_bounds(v, 0.4, gamma=0.2)
-    assert keep_mask(v, lo, hi, 0.0, 0).nonzero().flatten().tolist() == [4, 5, 6, 7]
+    assert keep_mask(d, 1.0, float("inf"), 0.0, 0).tolist() == [True, True, True, False, False]
+    assert keep_mask(torch.arange(1.0, 11.0), 5.0, 8.0, 0.0, 0).nonzero().flatten().tolist() == [4, 5, 6, 7]
     with pytest.raises(ValueError):
         reference(zeros, drop=[1.0, 0.0])
 
@@ -101,9 +94,9 @@ def test_triton_on_cuda_large():
 
 
 def test_hash_matches_its_integer_specification():
-    from nbsupport.kernels.merge_core import _lowbias32, _lowbias32_int, _words
+    from nbsupport.kernels.merge_core import _lowbias32, _words, lowbias32_int
 
     idx = torch.randint(0, 2**32, (5000,), dtype=torch.int64)
     idx[:4] = torch.tensor([0, 1, 2**31, 2**32 - 1])
     got = (_lowbias32(_words(idx)).long() & 0xFFFFFFFF).tolist()
-    assert got == [_lowbias32_int(int(i)) for i in idx]
+    assert got == [lowbias32_int(int(i)) for i in idx]

@@ -6,24 +6,30 @@ from checks import claims_present, finite
 
 def test_model_soups(run_notebook):
     rec, claims = run_notebook("merging/01_model_soups.ipynb")
-    claims_present(claims, ["greedy_soup_beats_best_ingredient", "bad_ingredients_hurt_uniform_soup",
-                            "no_barrier_from_one_base", "barrier_between_random_inits"])
+    claims_present(claims, ["greedy_soup_beats_best_ingredient", "greedy_soup_matches_ensemble",
+                            "no_barrier_between_good_ingredients", "barrier_between_random_inits"])
     soups = rec["soup_test_acc"]
-    assert set(soups) == {"best ingredient", "uniform soup", "uniform soup without the highest LR", "greedy soup"}
+    assert set(soups) == {"best ingredient", "uniform soup", "uniform soup without the highest LR", "greedy soup",
+                          "ensemble of the greedy soup's ingredients"}
     assert all(0 <= v <= 1 for v in soups.values())
     assert len(rec["ingredients"]) >= 6 and finite(rec["ingredients"])
     assert all(v >= 0 for v in rec["loss_barrier"].values())  # the endpoints bound the barrier from below
     paths = rec["loss_paths"]
-    assert finite(paths) and len({len(v) for v in paths.values()}) == 1
+    assert finite(paths) and len(paths) == 3 and len({len(v) for v in paths.values()}) == 1
+    assert all(0 <= v <= 1 for v in rec["cnn_val_acc"].values())
 
 
 def test_task_vectors_and_interference(run_notebook):
     rec, claims = run_notebook("merging/02_task_vectors_and_interference.ipynb")
-    claims_present(claims, ["ties_beats_task_arithmetic", "pcb_beats_task_arithmetic", "sign_conflicts_grow",
-                            "dare_rescaled_survives_p09", "dare_unrescaled_fails_p09", "strong_base_merges_better"])
+    claims_present(claims, ["ties_beats_task_arithmetic", "pcb_beats_task_arithmetic", "dare_rescaled_survives_p09",
+                            "dare_rescale_needed_p09", "strong_base_merges_better"])
     norm = rec["normalized_acc"]
     assert {"task arithmetic", "TIES", "PCB", "Fisher", "Model Stock", "Breadcrumbs"} <= set(norm)
     assert finite(norm) and all(0 <= v <= 2 for r in norm.values() for v in r.values())
+    diagnostics = {"TIES, density 1 (election only)", "TIES, model-scope trim", "TIES without election (mean of trimmed)"}
+    assert diagnostics <= set(rec["normalized_acc_all_tasks"]) and diagnostics <= set(rec["gain_retained_all_tasks"])
+    assert all(0 <= v <= 1 for v in rec["lambda_at_grid_top"].values())
+    assert all(0 < v <= 1 for v in rec["top_norm_share"].values()) and 0 < rec["top_rebuilt_norm_acc"] <= 2
     for r in rec["sign_conflicts"].values():
         assert all(0 <= v <= 1 for v in r.values())
     assert set(rec["dare_normalized_acc"]) == {"rescale 1/(1-p)", "L1 rescale (mergekit)", "no rescale"}
@@ -32,9 +38,15 @@ def test_task_vectors_and_interference(run_notebook):
 
 def test_fisher_and_layer_swapping(run_notebook):
     rec, claims = run_notebook("merging/03_fisher_and_layer_swapping.ipynb")
-    claims_present(claims, ["fisher_beats_average", "layer_swap_beats_average", "layer_swap_beats_experts"])
+    claims_present(claims, ["fisher_beats_average", "layer_swap_beats_average", "layer_swap_beats_experts",
+                            "layer_swap_composes"])
     acc = rec["normalized_acc_test"]
     assert {"average", "Fisher", "best layer swap"} <= set(acc) and finite(acc)
-    # the swap with nothing from the donor is the host expert itself: its own task is at 1.0
     assert finite(rec["swap_val"]) and len(rec["swap_val"]) == 2 * 10
     assert all(0 <= v <= 1 for v in rec["fisher_mass_share_A"].values())
+    assert 0 <= rec["fisher_at_floor"] <= 1
+    assert all(len(v) == 3 and min(v) >= 0 for v in rec["task_vector_norm_per_layer"].values())
+    comp = rec["composition_target_acc"]
+    assert set(comp) == {"task expert", "language expert's body", "average", "best layer swap"}
+    assert all(0 <= v <= 1 for v in comp.values()) and all(0 <= v <= 1 for v in rec["composition_own_acc"].values())
+    assert all(len(v) == 3 for v in rec["composition_task_vector_norm_per_layer"].values())

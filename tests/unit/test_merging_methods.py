@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nbsupport.kernels.merge_core import stream_seeds, uniform
+from nbsupport.kernels.merge_core import uniform
 from nbsupport.merging import (
     MergeError,
     greedy_soup,
@@ -14,7 +14,8 @@ from nbsupport.merging import (
     task_vectors,
     uniform_soup,
 )
-from nbsupport.merging.methods import pcb_merge, swap_weights
+from nbsupport.merging.methods import NEEDS_BASE, REGISTRY, pcb_merge, swap_weights
+from nbsupport.merging.selection import stream_seeds
 
 SHAPES = {"a.weight": (6, 5), "a.bias": (6,), "layers.0.w": (4, 4), "layers.1.w": (4, 4), "layers.2.w": (4, 4)}
 
@@ -167,7 +168,7 @@ def test_edge_cases(setup):
     base, models = setup
     # all-zero task vectors: the base comes back exactly, no NaN
     for method in ("ties", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "pcb", "model_stock"):
-        out = merge(method, base, [base, base], density=0.5)
+        out = merge(method, base, [base, base], **({} if method == "model_stock" else {"density": 0.5}))
         close(out, base, 0)
     # ties in magnitude: exactly k = 2 entries are kept; by index, the first two tied ones
     b0 = {"w": torch.zeros(10)}
@@ -285,24 +286,176 @@ def test_errors(setup):
         merge("task_arithmetic", base, [{**models[0], "a.bias": torch.zeros(7)}])
     with pytest.raises(MergeError, match="weight has 2 values"):
         merge("ties", base, models, weight=[1, 2])
-    with pytest.raises(MergeError, match="unknown parameter"):
+    with pytest.raises(MergeError, match="'ties' does not take densty; its parameters are: .*density"):
         merge("ties", base, models, densty=0.5)
 
 
-def test_sparsification_matches_mergekit():
-    sp = pytest.importorskip("mergekit.sparsify")
-    from nbsupport.kernels.merge_core import keep_mask, magnitude_bounds
+def test_registry_declares_parameters(setup):
+    """Each method takes exactly the parameters the registry declares; any other fails with one
+    line naming the method's parameters (mergekit's registry rejects them too)."""
+    base, models = setup
+    with pytest.raises(MergeError) as err:
+        merge("linear", None, models, density=0.5)
+    msg = str(err.value)
+    assert "\n" not in msg and msg == "'linear' does not take density; its parameters are: weight, normalize (and impl)"
+    with pytest.raises(MergeError, match="'ties' does not take t; its parameters are"):
+        merge("ties", base, models, t=0.5)
+    with pytest.raises(MergeError, match="needs a base"):
+        merge("ties", None, models)
+    with pytest.raises(MergeError, match="exactly 1 model"):
+        merge("slerp", base, models)
+    with pytest.raises(MergeError, match="lambda once"):
+        merge("ties", base, models, lam=1.0, **{"lambda": 2.0})
+    for name, spec in REGISTRY.items():
+        assert spec.name == name and len(set(spec.params)) == len(spec.params)
+        assert (name in NEEDS_BASE) == spec.needs_base
+    # lam is lambda: both spellings give the same tensors
+    close(merge("ties", base, models, lam=0.7), merge("ties", base, models, **{"lambda": 0.7}), 0)
 
-    d = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(sp.magnitude(d, 0.3), d * keep_mask(d, *magnitude_bounds(d, 0.3), 0.0, 0))
-    assert torch.equal(sp.magnitude_outliers(d, 0.3, gamma=0.05), d * keep_mask(d, *magnitude_bounds(d, 0.3, 0.05), 0.0, 0))
-    # many magnitude ties (as in real low-precision checkpoints): select() reproduces mergekit's picks
-    from nbsupport.kernels.merge_core import select
 
-    t = torch.randint(-20, 21, (200_000,)).float()
-    for gamma in (None, 0.01):
-        got, lo, hi = select(t, 0.3, gamma)
-        want = sp.magnitude(t, 0.3) if gamma is None else sp.magnitude_outliers(t, 0.3, gamma=gamma)
-        assert torch.equal(got * keep_mask(got, lo, hi, 0.0, 0), want)
-        idx, lo, hi = select(t, 0.3, gamma, tie_break="index")
-        assert int(keep_mask(idx, lo, hi, 0.0, 0)[idx != 0].sum()) == int((want != 0).sum())
+def test_sce_by_brute_force(setup):
+    """SCE (FuseChat §3.3, mergekit's sce) coordinate by coordinate in plain Python."""
+    base, models = setup
+    for topk in (1.0, 0.5):
+        got = merge("sce", base, models, select_topk=topk)
+        for k in base:
+            b = base[k].double().reshape(-1).tolist()
+            tv = [[x - y for x, y in zip(m[k].double().reshape(-1).tolist(), b, strict=True)] for m in models]
+            n, size = len(tv), len(b)
+            var = [sum((t[j] - sum(u[j] for u in tv) / n) ** 2 for t in tv) / n for j in range(size)]
+            nonzero = sum(v != 0 for v in var)
+            top = sorted(range(size), key=lambda j: -var[j])[: int(topk * nonzero)] if topk < 1 else range(size)
+            tv = [[t[j] if j in set(top) else 0.0 for j in range(size)] for t in tv]
+            energy = [sum(x * x for x in t) / size for t in tv]
+            w = [e / sum(energy) for e in energy]
+            want = []
+            for j in range(size):
+                sign = 1.0 if sum(t[j] for t in tv) >= 0 else -1.0
+                agree = [i for i in range(n) if tv[i][j] != 0 and math.copysign(1, tv[i][j]) == sign]
+                div = sum(w[i] for i in agree) or 1.0
+                want.append(b[j] + sum(w[i] * tv[i][j] for i in agree) / div)
+            assert torch.allclose(got[k].double().reshape(-1), torch.tensor(want, dtype=torch.float64), atol=1e-6), k
+    with pytest.raises(MergeError, match="'sce' does not take density"):
+        merge("sce", base, models, density=0.5)
+
+
+def _slerp_rows(t, a, b):
+    """Spherical interpolation of each row of two float64 matrices, written out in plain Python."""
+    out = []
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        nx, ny = math.sqrt(sum(v * v for v in x)), math.sqrt(sum(v * v for v in y))
+        theta = math.acos(max(-1.0, min(1.0, sum(p * q for p, q in zip(x, y, strict=True)) / (nx * ny))))
+        s = math.sin(theta)
+        out.append([(math.sin((1 - t) * theta) * p + math.sin(t * theta) * q) / s for p, q in zip(x, y, strict=True)])
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_nuslerp_by_brute_force(setup):
+    base, models = setup
+    a, b = models[0]["a.weight"].double(), models[1]["a.weight"].double()
+    t = 2 / 3  # weights 1 and 2
+    got = merge("nuslerp", None, models[:2], weight=[1, 2])["a.weight"].double()
+    assert torch.allclose(got, _slerp_rows(t, a.reshape(1, -1), b.reshape(1, -1)).reshape(a.shape), atol=1e-5)
+    got = merge("nuslerp", None, models[:2], weight=[1, 2], nuslerp_flatten=False)["a.weight"].double()
+    assert torch.allclose(got, _slerp_rows(t, a, b), atol=1e-5)  # per row
+    got = merge("nuslerp", None, models[:2], weight=[1, 2], nuslerp_flatten=False, nuslerp_row_wise=True)
+    assert torch.allclose(got["a.weight"].double(), _slerp_rows(t, a.T, b.T).T, atol=1e-5)  # per column
+    # with a base: the task vectors are interpolated and added to it
+    b0 = base["a.weight"].double()
+    got = merge("nuslerp", base, models[:2], weight=[1, 2])["a.weight"].double()
+    want = b0 + _slerp_rows(t, (a - b0).reshape(1, -1), (b - b0).reshape(1, -1)).reshape(a.shape)
+    assert torch.allclose(got, want, atol=1e-5)
+    # colinear inputs: linear interpolation
+    same = merge("nuslerp", None, [models[0], models[0]], weight=[1, 1])
+    close(same, models[0], 1e-5)
+    with pytest.raises(MergeError, match="exactly 2 model"):
+        merge("nuslerp", None, models)
+
+
+def test_karcher_mean(setup):
+    _, models = setup
+    # two tensors: the mean direction is the geodesic midpoint, scaled by the mean norm
+    got = merge("karcher", None, models[:2], max_iter=50, tol=1e-9)["a.weight"].double()
+    a, b = models[0]["a.weight"].double().reshape(1, -1), models[1]["a.weight"].double().reshape(1, -1)
+    ua, ub = a / a.norm(), b / b.norm()
+    want = _slerp_rows(0.5, ua, ub) * (a.norm() + b.norm()) / 2
+    assert torch.allclose(got.reshape(1, -1), want, atol=1e-5)
+    # three tensors: at the Karcher mean the log maps of the directions sum to zero
+    got = merge("karcher", None, models, max_iter=100, tol=1e-10)["a.weight"].double().reshape(-1)
+    m = got / got.norm()
+    tangent = torch.zeros_like(m)
+    for model in models:
+        u = model["a.weight"].double().reshape(-1)
+        u = u / u.norm()
+        c = torch.clamp(m @ u, -1, 1)
+        tangent += torch.arccos(c) / torch.sin(torch.arccos(c)) * (u - c * m)
+    assert float(tangent.norm()) < 1e-4
+    assert float(got.norm()) == pytest.approx(sum(float(mm["a.weight"].double().norm()) for mm in models) / 3, rel=1e-5)
+    close(merge("karcher", None, [models[0], models[0]]), models[0], 1e-5)
+
+
+def test_arcee_fusion_by_brute_force(setup):
+    base, models = setup
+    got = merge("arcee_fusion", base, models[:1])
+    for k in base:
+        b, m = base[k].double(), models[0][k].double()
+        rows_b, rows_m = b.reshape(-1, b.shape[-1]).tolist(), m.reshape(-1, m.shape[-1]).tolist()
+        imp = []
+        for rb, rm in zip(rows_b, rows_m, strict=True):
+            zb, zm = sum(math.exp(v) for v in rb), sum(math.exp(v) for v in rm)
+            kl = sum((math.exp(x) / zm + 1e-8) * math.log((math.exp(x) / zm + 1e-8) / (math.exp(y) / zb + 1e-8))
+                     for x, y in zip(rm, rb, strict=True))
+            imp += [abs(x - y) * kl for x, y in zip(rm, rb, strict=True)]
+        srt = sorted(imp)
+        q1, med, q3 = (srt[int(f * (len(srt) - 1))] for f in (0.25, 0.5, 0.75))
+        want = [y + (x - y) * (i >= med + 1.5 * (q3 - q1))
+                for x, y, i in zip(m.reshape(-1).tolist(), b.reshape(-1).tolist(), imp, strict=True)]
+        assert torch.allclose(got[k].double().reshape(-1), torch.tensor(want, dtype=torch.float64), atol=1e-6), k
+    with pytest.raises(MergeError, match="exactly 1 model"):
+        merge("arcee_fusion", base, models)
+
+
+def test_della_keep_probabilities():
+    from nbsupport.merging.selection import della_keep_prob, della_mask
+
+    # within each row, magnitude rank r of n keeps with density - eps + 2 eps (r-1)/(n-1)
+    x = torch.tensor([[0.3, -2.0, 0.1, 1.0, 0.5], [5.0, 4.0, -3.0, 2.0, 1.0]])
+    p = della_keep_prob(x, 0.5, 0.2)
+    ranks = [[2, 5, 1, 4, 3], [5, 4, 3, 2, 1]]
+    want = torch.tensor([[0.3 + 0.4 * (r - 1) / 4 for r in row] for row in ranks], dtype=torch.float64)
+    assert torch.allclose(p, want)
+    assert torch.allclose(della_keep_prob(x[0], 0.5, 0.2), want[0])  # a vector is one row
+    big = torch.randn(200, 500, generator=torch.Generator().manual_seed(0))
+    keep, prob = della_mask(big, 0.4, 0.1, seed=3)
+    assert abs(float(keep.double().mean()) - 0.4) < 0.01  # the mean keep rate is the density
+    top = big.abs() > big.abs().quantile(0.9, dim=1, keepdim=True)
+    assert float(keep[top].double().mean()) > 0.48  # large entries survive more often
+    with pytest.raises(ValueError, match="density ± epsilon"):
+        della_keep_prob(x, 0.1, 0.2)
+
+
+@pytest.mark.parametrize("method,consensus,normalize", [("della", True, True), ("della_linear", False, False)])
+def test_della_by_brute_force(setup, method, consensus, normalize):
+    from nbsupport.merging.selection import della_mask
+
+    base, models = setup
+    w = [0.5, 1.0, 0.7]
+    masks, l1, inv = [], [], []
+    for i, m in enumerate(models):
+        mk, sc, iv = {}, {}, {}
+        for k in base:
+            d = (m[k] - base[k]).double()
+            keep, p = della_mask(d.float(), 0.4, 0.1, stream_seeds(5, len(models), k)[i])
+            mk[k] = keep.double()
+            before, after = float(d.abs().sum()), float((d * keep).abs().sum())
+            sc[k] = torch.full_like(d, before / after)
+            iv[k] = 1 / p
+        masks.append(mk)
+        l1.append(sc)
+        inv.append(iv)
+    got = merge(method, base, models, weight=w, density=0.4, epsilon=0.1, seed=5, lam=1.3)
+    close(got, brute_gta(base, models, w, masks, l1, consensus, normalize, 1.3), 1e-5)
+    got = merge(method, base, models, weight=w, density=0.4, epsilon=0.1, seed=5, rescale="inverse")
+    close(got, brute_gta(base, models, w, masks, inv, consensus, normalize, 1.0), 1e-5)
+    with pytest.raises(MergeError, match="density ± epsilon"):
+        merge(method, base, models, density=0.1, epsilon=0.15)

@@ -20,6 +20,11 @@ def test_mnist_tasks_derive_labels():
     assert np.array_equal(tasks.mnist_task("loops").labels[y == 8], np.full((y == 8).sum(), 2))
     rot = tasks.mnist_task("digit_rot90").images
     assert np.allclose(rot[0, 0], np.rot90(digit.images[0, 0]))
+    parity_rot = tasks.mnist_task("parity_rot90")
+    assert np.array_equal(parity_rot.images, rot) and np.array_equal(parity_rot.labels, y % 2)
+    assert np.allclose(tasks.mnist_task("high_inverted").images, 1 - digit.images)
+    with pytest.raises(ValueError, match="suffix"):
+        tasks.mnist_task("parity_rot45")
     with pytest.raises(ValueError):
         tasks.mnist_task("nope")
 
@@ -64,3 +69,23 @@ def test_transformer_layer_matches_the_pretrained_model():
         pooled = body(feats)
     want = st.encode(texts, convert_to_tensor=True)  # mean pooling then L2 normalization
     assert torch.allclose(torch.nn.functional.normalize(pooled, dim=-1), want, atol=2e-3)
+
+
+def test_gain_retained():
+    from nbsupport.merging.experiments import gain_retained
+
+    # base 0.5, experts 0.9: a merged body at 0.7 keeps half of the gain (normalized acc 0.78)
+    assert gain_retained([0.7, 0.7], [0.5, 0.5], [0.9, 0.9]) == pytest.approx(0.5)
+    assert gain_retained([0.9, 0.5], [0.5, 0.5], [0.9, 0.9]) == pytest.approx(0.5)  # ratio of means
+    assert np.isnan(gain_retained([0.7], [0.8], [0.8]))
+
+
+def test_score_logits():
+    from nbsupport.merging.experiments import score_logits
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    y = torch.tensor([0, 1, 1])
+    got = score_logits(logits, y)
+    assert got["acc"] == pytest.approx(2 / 3)
+    want = -np.mean([np.log(np.exp(2) / (np.exp(2) + 1)), np.log(np.e / (np.e + 1)), np.log(1 / (np.exp(3) + 1))])
+    assert got["loss"] == pytest.approx(want, rel=1e-6)
