@@ -33,7 +33,7 @@ __all__ = [
 
 # ``nbsupport.sweep`` is the function: bound above, after Python set the package attribute, and
 # never rebound because the package is imported only once.
-_LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "kernels", "data", "models",
+_LAZY = {"schedules", "merging", "ssm", "calibration", "recsys", "warmup", "kernels", "data", "models",
          "train", "viz", "runner", "evidence", "exercises", "progress"}
 
 

@@ -23,7 +23,11 @@ Conventions, and where they match the libraries people use:
   later: ``LinearLR(start_factor=1/W, total_iters=W-1)`` gives ``(t+1)/W``, our warmup at t+1.
 - timm's ``CosineLRScheduler`` (``warmup_prefix=False``, its default) runs the cosine clock
   from step 0, not from the end of warmup, so the LR drops to ``½(1+cos(πW/T))`` when warmup
-  ends and never reaches the peak; here the cosine starts at the end of warmup (p above).
+  ends and never reaches the peak; here the cosine starts at the end of warmup (p above), as
+  in timm with ``warmup_prefix=True`` and ``t_initial = T - W``. ``wsd`` also matches timm's
+  ``WSDLRScheduler`` (``warmup_t=W``, ``t_initial=T-W``, ``warmup_lr_init=m``) and ``cosine``
+  matches optax's ``warmup_cosine_decay_schedule`` (whose ``decay_steps`` is T, warmup
+  included); notebook warmup/01 runs these comparisons.
 """
 
 from __future__ import annotations

@@ -1,83 +1,79 @@
-"""The warmup notebooks at smoke scale: they run, record what their claims rest on, and
-state every claim (held or not: claims may not hold at smoke scale)."""
+"""The warmup notebooks at smoke scale: they run, their checks hold, every claim is stated and
+well formed (verdicts may be anything at smoke scale), and the records the claims rest on are
+sane."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
+from checks import claims_present, finite
 
 pytestmark = pytest.mark.slow
 
 
-def finite(x) -> bool:
-    if isinstance(x, dict):
-        return all(finite(v) for v in x.values())
-    if isinstance(x, list):
-        return all(finite(v) for v in x)
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def claim_names(claims):
-    return {c["name"] for c in claims}
-
-
 def test_01_schedule_gallery(run_notebook):
     records, claims = run_notebook("warmup/01_schedule_gallery.ipynb")
-    assert records["library_pairs_compared"] >= 2
-    assert 0 <= records["max_abs_difference_vs_libraries"] < 1e-9
+    assert records["libraries_compared"] == {"transformers": False, "timm": True, "optax": True}
+    assert records["library_pairs_compared"] >= 7  # torch 2, timm 4, optax 1
+    assert 0 <= records["max_abs_difference_vs_libraries"] < 1e-6
     before, after = records["timm_lr_before_after_warmup_end"]
-    assert 0 < after <= 1 and 0 < before <= 1
+    assert 0 < after < before <= 1
     assert records["sequentiallr_milestone0_lr_step0"] == pytest.approx(1.0)
-    assert claim_names(claims) == {"schedules_match_libraries", "timm_drop_at_warmup_end",
-                                   "sequentiallr_milestone0_skips_warmup", "optax_decay_steps_ends_early"}
+    assert records["optax_wrong_reaches_end_at_step"] == 900
+    claims_present(claims, [])  # every statement of this notebook is a check on code
 
 
 def test_02_rewarming(run_notebook):
     records, claims = run_notebook("warmup/02_rewarming_continual_pretraining.ipynb")
     final = records["final_losses"]
     assert set(final) == {"run", "val_upstream", "val_downstream"}
-    assert {"no rewarm", "from scratch", "peak 1, warmup 1%", "peak 2, warmup 1%"} <= set(final["run"])
-    assert finite(final["val_upstream"]) and finite(final["val_downstream"])
-    assert all(0 < v < 10 for v in final["val_downstream"])
-    for name in ("early_gap_upstream_rewarm_minus_norewarm", "spread_final_downstream_over_warmups",
-                 "spread_final_downstream_over_peaks", "final_downstream_scratch"):
-        assert finite(records[name])
-    assert records["spread_final_downstream_over_peaks"] >= 0
-    assert claim_names(claims) == {"rewarm_raises_loss_first", "rewarm_beats_no_rewarm", "higher_peak_forgets_more",
-                                   "warmup_matters_less_than_peak", "pretrained_beats_scratch"}
+    assert {"constant 0.1x (no rewarm)", "from scratch", "rewarm to 1x, warmup 1%", "rewarm to 2x, warmup 1%",
+            "upstream control: rewarm to 1x"} <= set(final["run"])
+    assert all(0 < v < 10 for v in final["val_downstream"] + final["val_upstream"])
+    rises = records["rise_downstream"]
+    assert all(len(v) == 3 for v in rises.values())  # three seeds
+    assert records["best_constant"].startswith("constant")
+    claims_present(claims, ["rewarm_raises_loss_first", "rewarm_on_upstream_raises_loss_first",
+                            "rewarm_beats_best_constant", "higher_peak_forgets_more",
+                            "warmup_matters_less_than_peak"])
 
 
 def test_03_wsd_vs_cosine(run_notebook):
     records, claims = run_notebook("warmup/03_wsd_vs_cosine.ipynb")
     budgets = [str(b) for b in records["budgets"]]
     assert set(records["cosine_final"]) == set(budgets) == set(records["wsd_final"])
-    assert finite(records["cosine_final"]) and finite(records["wsd_final"])
     assert set(records["final_by_decay_shape"]) == {"linear", "cosine", "1-sqrt", "exponential"}
     assert len(records["final_by_decay_fraction"]) == 3
-    assert records["power_fit"]["a"] > 0 and finite(records["power_fit"]["b"])
-    assert claim_names(claims) == {"wsd_matches_cosine", "loss_drops_sharply_in_decay",
-                                   "decay_10pct_beats_2p5pct", "best_lr_falls_with_budget"}
+    assert all(a > 0 for a in records["power_fit"]["a"]) and len(records["power_fit"]["b"]) == 3
+    assert all(len(v) == 3 for v in records["best_lr_by_budget"].values())
+    claims_present(claims, ["wsd_matches_cosine", "loss_drops_sharply_in_decay", "decay_10pct_beats_2p5pct",
+                            "best_lr_falls_with_budget"])
+
+
+INSTABILITY_CLAIMS = ["attention_logits_grow_without_qknorm", "qknorm_lowers_lr_sensitivity",
+                      "qknorm_lowers_loss_at_high_lr", "zloss_limits_log_z_drift",
+                      "longer_warmup_lowers_lr_sensitivity", "wider_model_more_lr_sensitive",
+                      "large_adamw_eps_hurts"]
+MAYBE_NONFINITE = ("max_attn_logit_by_config", "final_abs_log_z_by_config")  # a run may diverge
 
 
 def test_04_small_scale_instabilities(run_notebook):
-    records, claims = run_notebook("warmup/04_small_scale_instabilities.ipynb")
+    records, claims = run_notebook("warmup/04_small_scale_instabilities.ipynb", nonfinite_ok=MAYBE_NONFINITE)
     lrs = records["lrs"]
     assert len(lrs) >= 2 and lrs == sorted(lrs)
-    sens = records["lr_sensitivity"]
-    assert len(sens) >= 6 and all(v >= 0 for v in sens.values())
+    assert records["seeds"] == [0, 1, 2]
+    sens = records["lr_sensitivity_per_seed"]
+    assert len(sens) == 5 and all(len(v) == 3 and min(v) >= 0 for v in sens.values())
     for name, losses in records.items():
         if name.startswith("final_loss:"):
             assert len(losses) == len(lrs) and all(0 < x <= records["init_loss"] + 1e-9 for x in losses)
-    logits = records["max_attn_logit_by_config"]
-    assert all(v > 0 for vs in logits.values() for v in vs)
-    assert claim_names(claims) == {"no_qknorm_logits_grow_and_loss_diverges", "qknorm_lowers_lr_sensitivity",
-                                   "zloss_keeps_log_z_near_zero", "longer_warmup_lowers_lr_sensitivity"}
+    assert set(records["eps_final_loss"]) == {"1e-08", "0.001"} and finite(records["eps_grad_rms"])
+    claims_present(claims, INSTABILITY_CLAIMS)
 
 
 def test_04_single_lr_mode_for_sweeps(run_notebook):
-    records, claims = run_notebook("warmup/04_small_scale_instabilities.ipynb", LR=0.01, SEED=1)
-    assert records["lrs"] == [0.01] and records["seeds"] == [1]
+    records, claims = run_notebook("warmup/04_small_scale_instabilities.ipynb", nonfinite_ok=MAYBE_NONFINITE,
+                                   LR=0.01, SEEDS=1)
+    assert records["lrs"] == [0.01] and records["seeds"] == [0]
     assert 0 < records["final_loss"] <= records["init_loss"] + 1e-9
     assert claims == []
 
@@ -85,8 +81,22 @@ def test_04_single_lr_mode_for_sweeps(run_notebook):
 def test_05_certified_short_warmup(run_notebook):
     records, claims = run_notebook("warmup/05_certified_short_warmup.ipynb")
     final = records["final_errors"]
-    assert len(final["run"]) == 4
+    assert len(final["run"]) == 6
     assert all(0 <= e <= 1 for e in final["clean_error"] + final["verified_error"])
-    # a certified prediction is also a correct one: verified error >= clean error
-    assert all(v >= c - 1e-9 for v, c in zip(final["verified_error"], final["clean_error"], strict=True))
-    assert claim_names(claims) == {"short_ramp_matches_long_with_ibp_init", "ibp_init_beats_default_with_short_ramp"}
+    assert all(len(v) == 3 for v in records["verified_error_by_seed"].values())
+    widths = records["interval_widths_at_init"]
+    assert set(widths) == {"default init", "IBP init", "default init + BN", "IBP init + BN"}
+    assert all(len(w) == 2 and min(w) > 0 for w in widths.values())
+    claims_present(claims, ["short_ramp_hurts_standard_ibp", "short_ramp_matches_long_with_recipe",
+                            "ibp_init_beats_default_without_bn", "ibp_init_beats_default_with_bn"])
+
+
+def test_06_growing_by_stacking(run_notebook):
+    records, claims = run_notebook("warmup/06_growing_by_stacking.ipynb")
+    final = records["final_loss"]
+    assert set(final) == {"deep from scratch", "grown by stacking", "grown with fresh layers", "kept shallow"}
+    assert all(len(v) == 3 and all(0 < x < 10 for x in v) for v in final.values())
+    # the shallow model is the starting point of every grown arm: their losses at growth come from it
+    at_growth = records["loss_at_growth"]
+    assert at_growth["kept shallow"] == pytest.approx(at_growth["shallow phase"])
+    claims_present(claims, ["stack_beats_scratch", "stack_beats_fresh_layers"])

@@ -1,5 +1,5 @@
 """The tiny GPT (qk-layernorm and z-loss switches, exposed statistics) and the warmup
-experiment helpers in nbsupport.warmup_lm."""
+experiment helpers in nbsupport.warmup.lm."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ import pytest
 import torch
 
 from nbsupport import schedules
+from nbsupport.data.text import load_lines
 from nbsupport.models.gpt import GPT, GPTConfig, gpt_loss
 from nbsupport.train import train
-from nbsupport.warmup_lm import branch, corpora, final_loss, lr_sensitivity, run_lm
+from nbsupport.warmup.lm import (
+    branch,
+    corpora,
+    final_loss,
+    held_out_works,
+    lr_sensitivity,
+    make_optimizer,
+    run_lm,
+)
 
 V = 11
 
@@ -161,7 +170,7 @@ def test_trains_with_nbsupport_train():
     assert m.evaluate(text, batches=2, batch=4) == m.evaluate(text, batches=2, batch=4)
 
 
-# ---------------------------------------------------------------- warmup_lm helpers
+# ---------------------------------------------------------------- nbsupport.warmup.lm helpers
 
 
 def test_lr_sensitivity_definition():
@@ -201,3 +210,32 @@ def test_corpora_share_a_vocabulary():
     c = corpora("shakespeare", "kjv", max_chars=5000)
     assert c["shakespeare"].vocab == c["kjv"].vocab
     assert len(c["kjv"].train) + len(c["kjv"].val) == 5000
+
+
+def test_run_lm_evaluates_at_the_requested_global_steps():
+    text = torch.arange(V).repeat(40)
+    m = tiny()
+    log, _ = run_lm(m, text, schedules.constant(0), 10, lr=1e-2, batch=4, evals={"t": text}, eval_every=5,
+                    eval_at=[1, 2, 3, 5, 30], eval_batches=1, progress=False)
+    assert log.dropna(subset=["val_t"])["step"].tolist() == [1, 2, 3, 5, 10]
+    log2, _ = run_lm(m, text, schedules.constant(0), 4, lr=1e-2, batch=4, start=10, evals={"t": text},
+                     eval_at=[11, 12], eval_batches=1, progress=False)
+    assert log2.dropna(subset=["val_t"])["step"].tolist() == [11, 12, 14]
+
+
+def test_make_optimizer_passes_adamw_settings():
+    opt = make_optimizer(tiny(), 3e-3, weight_decay=0.1, eps=1e-4)
+    g = opt.param_groups[0]
+    assert (g["lr"], g["weight_decay"], g["eps"], g["betas"]) == (3e-3, 0.1, 1e-4, (0.9, 0.95))
+
+
+def test_held_out_works_split_by_work():
+    parts = held_out_works("shakespeare", every=5, max_chars=20_000)
+    kept, held = parts["kept"], parts["held_out"]
+    assert kept.vocab == held.vocab
+    assert not set(kept.work_names) & set(held.work_names)
+    names = list(dict.fromkeys(work for work, _ in load_lines("shakespeare", min_chars=1)))
+    assert held.work_names == names[::5] and sorted(kept.work_names + held.work_names) == sorted(names)
+    assert len(kept.train) + len(kept.val) == 20_000
+    with pytest.raises(ValueError, match="every"):
+        held_out_works("shakespeare", every=1)

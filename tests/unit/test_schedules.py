@@ -8,6 +8,7 @@ called directly.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import warnings
 
@@ -331,3 +332,40 @@ def test_every_schedule_is_bounded_and_finite():
         v = s(steps)
         assert np.isfinite(v).all() and (v >= 0).all(), s
         assert v.max() <= max(1.0, s.params.get("peak", 1.0)) + 1e-12, s
+
+
+# ---------------------------------------------------------------- timm and optax
+
+
+def _timm_lrs(make, n):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sch = make(opt)
+    out = []
+    for t in range(n):
+        sch.step_update(num_updates=t)
+        out.append(opt.param_groups[0]["lr"])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("shape", ["linear", "cosine", "1-sqrt"])
+def test_wsd_and_cosine_match_timm(shape):
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed")
+    from nbsupport.warmup.libraries import timm_schedulers
+
+    timm = timm_schedulers()
+    W, T, D, m = 50, 2000, 200, 0.01
+    theirs = _timm_lrs(lambda o: timm.WSDLRScheduler(o, t_initial=T - W, decay_t=D, lr_min=m, decay_fn=shape,
+                                                     warmup_t=W, warmup_lr_init=m, t_in_epochs=False), T + 1)
+    np.testing.assert_allclose(S.wsd(W, T, decay=D, shape=shape, min_ratio=m)(np.arange(T + 1)), theirs,
+                               rtol=0, atol=1e-12)
+    cos = _timm_lrs(lambda o: timm.CosineLRScheduler(o, t_initial=T - W, warmup_t=W, warmup_prefix=True, lr_min=0.0,
+                                                     warmup_lr_init=0.0, t_in_epochs=False), T + 1)
+    np.testing.assert_allclose(S.cosine(W, T)(np.arange(T + 1)), cos, rtol=0, atol=1e-12)
+
+
+def test_cosine_matches_optax():
+    optax = pytest.importorskip("optax")
+    W, T = 100, 2000
+    theirs = np.asarray(optax.warmup_cosine_decay_schedule(0.0, 1.0, W, T, 0.0)(np.arange(T + 1)), dtype=np.float64)
+    np.testing.assert_allclose(S.cosine(W, T)(np.arange(T + 1)), theirs, rtol=0, atol=1e-6)  # optax runs in float32

@@ -1,4 +1,4 @@
-"""Interval bound propagation (nbsupport.warmup_ibp): sound bounds, exact where they should be."""
+"""Interval bound propagation (nbsupport.warmup.ibp): sound bounds, exact where they should be."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nbsupport.warmup_ibp import IBPNet, certified_loss, ibp_init_, margin_lower_bounds
+from nbsupport.models.ibp_mlp import IBPNet
+from nbsupport.warmup.ibp import certified_loss, ibp_init_, interval_widths, margin_lower_bounds
 
 
 def net(hidden=(12, 8), bn=True, seed=0):
@@ -73,3 +74,23 @@ def test_ibp_init_scale():
     w = m.body[0].weight.detach()
     assert float(w.std()) == pytest.approx(math.sqrt(2 * math.pi) / 400, rel=0.05)
     assert float(m.body[0].bias.detach().abs().max()) == 0.0
+
+
+def test_interval_widths_match_a_hand_propagation():
+    # one hidden layer without BN: width after ReLU of a neuron is relu(c + r) - relu(c - r),
+    # with c = Wx + b and r = eps·|W|·1 (inputs far from the [0, 1] edges, no clamping)
+    m = net(hidden=(5,), bn=False)
+    x, eps = torch.full((4, 6), 0.5), 0.05
+    with torch.no_grad():
+        w, b = m.body[0].weight, m.body[0].bias
+        c, r = x @ w.t() + b, eps * w.abs().sum(1)
+        expected = float((F.relu(c + r) - F.relu(c - r)).mean())
+    widths = interval_widths(m, x, eps)
+    assert len(widths) == 1 and widths[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_interval_widths_one_per_hidden_layer_and_zero_at_zero_eps():
+    m = net(hidden=(12, 8, 7))
+    x = torch.rand(16, 6)
+    assert len(interval_widths(m, x, 0.1)) == 3
+    assert interval_widths(m, x, 0.0) == pytest.approx([0.0, 0.0, 0.0], abs=1e-7)

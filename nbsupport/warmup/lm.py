@@ -1,7 +1,8 @@
-"""Character-LM experiments shared by the warmup notebooks (02, 03, 04).
+"""Character-LM experiments shared by the warmup notebooks (02, 03, 04, 06).
 
 - :func:`corpora`: the offline texts as :class:`~nbsupport.data.text.CharCorpus` objects
-  sharing one vocabulary (optionally truncated, for the smoke scale);
+  sharing one vocabulary (optionally truncated, for the smoke scale); :func:`held_out_works`
+  splits one corpus by work (e.g. some Shakespeare plays held out as a close downstream corpus);
 - :func:`run_lm`: train a :class:`~nbsupport.models.gpt.GPT` with AdamW under a
   :class:`~nbsupport.schedules.Schedule`, from any global step, evaluating on named
   validation sets; :func:`branch` copies a model with its optimizer to continue a run
@@ -13,19 +14,19 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 
 import numpy as np
 import pandas as pd
 import torch
 
-from nbsupport.data.text import CharCorpus, load_corpus, random_batches
+from nbsupport.data.text import CharCorpus, load_corpus, load_lines, random_batches
 from nbsupport.models.gpt import GPT, gpt_loss
 from nbsupport.schedules import Schedule
 from nbsupport.train import train
 
-__all__ = ["branch", "corpora", "final_loss", "lr_sensitivity", "make_optimizer", "run_lm"]
+__all__ = ["branch", "corpora", "final_loss", "held_out_works", "lr_sensitivity", "make_optimizer", "run_lm"]
 
 
 @cache
@@ -40,10 +41,39 @@ def corpora(*names: str, max_chars: int | None = None) -> dict[str, CharCorpus]:
     return dict(zip(names, _corpora(tuple(names), max_chars), strict=True))
 
 
+@cache
+def _works(name: str) -> dict[str, str]:
+    texts: dict[str, list[str]] = {}
+    for work, line in load_lines(name, min_chars=1):
+        texts.setdefault(work, []).append(line)
+    return {w: "\n".join(lines) + "\n" for w, lines in texts.items()}
+
+
+def held_out_works(name: str, every: int = 5, max_chars: int | None = None) -> dict[str, CharCorpus]:
+    """Split corpus ``name`` by work: every ``every``-th work (in the corpus's fixed order,
+    starting with the first) goes to ``"held_out"``, the rest to ``"kept"``; both share one
+    vocabulary. Lines are stripped and blank lines dropped (:func:`load_lines`).
+    ``max_chars`` keeps each part's start. The parts' ``work_names`` list their works."""
+    if not isinstance(every, int) or every < 2:
+        raise ValueError(f"held_out_works: every must be an int >= 2, got {every!r}")
+    works = _works(name)
+    names = list(works)
+    held = names[::every]
+    kept = [w for w in names if w not in held]
+    texts = {"kept": "".join(works[w] for w in kept), "held_out": "".join(works[w] for w in held)}
+    if max_chars:
+        texts = {k: t[:max_chars] for k, t in texts.items()}
+    vocab = sorted(set().union(*map(set, texts.values())))
+    out = {k: CharCorpus(t, vocab=vocab) for k, t in texts.items()}
+    out["kept"].work_names, out["held_out"].work_names = kept, held
+    return out
+
+
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
-    """AdamW as in the small-scale-proxies setup (β2 = 0.95, ε = 1e-8)."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=1e-8, weight_decay=weight_decay)
+                   betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW as in the small-scale-proxies setup (Wortsman et al. 2023, §2: β2 = 0.95,
+    ε = 1e-8 by default; §3.4 studies larger ε)."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
 def branch(model: GPT, optimizer: torch.optim.Optimizer) -> tuple[GPT, torch.optim.Optimizer]:
@@ -64,6 +94,7 @@ def run_lm(
     seed: int = 0,
     evals: Mapping[str, torch.Tensor] | None = None,
     eval_every: int | None = None,
+    eval_at: Collection[int] = (),
     eval_batches: int = 4,
     eval_at_start: bool = False,
     grad_clip: float | None = 1.0,
@@ -76,7 +107,9 @@ def run_lm(
     AdamW or an ``optimizer`` to continue one (its peak LR is kept). Returns the log with
     global steps (``step`` = updates done; columns ``loss``, ``lr``, ``ce``,
     ``max_attn_logit``, ``log_z``, ``val_<name>`` at evaluation steps; a diverged run stops
-    with ``diverged=True``) and the optimizer.
+    with ``diverged=True``) and the optimizer. Evaluation happens every ``eval_every``
+    updates, at the end, at the global steps in ``eval_at`` (dense early evaluation) and,
+    with ``eval_at_start``, before the first update.
     """
     if (lr is None) == (optimizer is None):
         raise ValueError("run_lm: pass exactly one of lr (new AdamW) or optimizer (continue one)")
@@ -93,6 +126,15 @@ def run_lm(
     def eval_fn(m: GPT) -> dict[str, float]:
         return {f"val_{k}": m.evaluate(v, batches=eval_batches) for k, v in evals.items()}
 
+    at = {int(s) for s in eval_at if start < int(s) < start + steps}
+
+    def eval_at_step(step: int, row: dict) -> None:
+        if start + step in at and "val_" + next(iter(evals)) not in row:
+            model.eval()
+            with torch.no_grad():
+                row.update(eval_fn(model))
+            model.train()
+
     first = None
     if evals and eval_at_start:
         model.eval()
@@ -100,7 +142,8 @@ def run_lm(
             first = {"step": start, **eval_fn(model)}
         model.train()
     log = train(model, batches, gpt_loss, optimizer, steps, scheduler=scheduler, grad_clip=grad_clip,
-                eval_fn=eval_fn if evals else None, eval_every=eval_every, progress=progress, desc=desc)
+                eval_fn=eval_fn if evals else None, eval_every=eval_every, progress=progress, desc=desc,
+                callbacks=[eval_at_step] if evals and at else ())
     log["step"] += start
     if first is not None:
         log = pd.concat([pd.DataFrame([first]), log], ignore_index=True)

@@ -22,24 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["IBPNet", "certified_loss", "ibp_init_", "margin_lower_bounds"]
+from nbsupport.models.ibp_mlp import IBPNet
 
-
-class IBPNet(nn.Module):
-    """MLP ``in → hidden… → classes`` with batch norm and ReLU after every hidden layer."""
-
-    def __init__(self, inputs: int, hidden: list[int], classes: int, batch_norm: bool = True) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = inputs
-        for h in hidden:
-            layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batch_norm else []) + [nn.ReLU()]
-            width = h
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+__all__ = ["certified_loss", "ibp_init_", "interval_widths", "margin_lower_bounds"]
 
 
 def ibp_init_(model: nn.Module) -> nn.Module:
@@ -52,8 +37,10 @@ def ibp_init_(model: nn.Module) -> nn.Module:
     return model
 
 
-def _intervals(model: IBPNet, x: torch.Tensor, eps: float, lo: float, hi: float):
-    """Clean hidden features and their interval bounds before the head."""
+def _intervals(model: IBPNet, x: torch.Tensor, eps: float, lo: float, hi: float,
+               widths: list[float] | None = None):
+    """Clean hidden features and their interval bounds before the head; with ``widths``,
+    append the mean bound width ``u - l`` after each ReLU (one value per hidden layer)."""
     h, l, u = x, (x - eps).clamp(lo, hi), (x + eps).clamp(lo, hi)
     for m in model.body:
         if isinstance(m, nn.Linear):
@@ -73,9 +60,22 @@ def _intervals(model: IBPNet, x: torch.Tensor, eps: float, lo: float, hi: float)
             h, l, u = out, c - r, c + r
         elif isinstance(m, nn.ReLU):
             h, l, u = F.relu(h), F.relu(l), F.relu(u)
+            if widths is not None:
+                widths.append(float((u - l).mean()))
         else:  # pragma: no cover - IBPNet only holds the three kinds
             raise TypeError(f"IBP: unsupported layer {type(m).__name__}")
     return h, l, u
+
+
+@torch.no_grad()
+def interval_widths(model: IBPNet, x: torch.Tensor, eps: float, lo: float = 0.0,
+                    hi: float = 1.0) -> list[float]:
+    """Mean interval width ``u - l`` of each hidden layer's output (after its ReLU) over the
+    ε-ball around ``x``: the quantity whose growth with depth Shi et al. (2021, §3.1) bound by
+    the IBP initialization. Batch norm uses the batch statistics in training mode."""
+    widths: list[float] = []
+    _intervals(model, x, eps, lo, hi, widths)
+    return widths
 
 
 def margin_lower_bounds(model: IBPNet, x: torch.Tensor, y: torch.Tensor, eps: float,
