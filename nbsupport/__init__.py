@@ -14,7 +14,6 @@ from typing import Any
 from nbsupport.env import device, seed_everything
 from nbsupport.record import (
     check,
-    check_claim,
     claim,
     read_checks,
     read_claims,
@@ -27,7 +26,7 @@ from nbsupport.sweep import sweep
 
 __version__ = "0.1.0"
 __all__ = [
-    "SCALES", "check", "check_claim", "claim", "device", "preset", "read_checks", "read_claims",
+    "SCALES", "check", "claim", "device", "preset", "read_checks", "read_claims",
     "read_records", "record", "seed_everything", "summary", "sweep",
 ]
 

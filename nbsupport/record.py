@@ -192,13 +192,6 @@ def summary() -> None:
     _display({"text/html": summary_html(claims, checks), "text/plain": text})
 
 
-def check_claim(name: str, held: Any, statement: str, **numbers: Any) -> bool:
-    """Transitional: the old boolean claim, kept only until every notebook uses ``check`` and
-    ``claim``; it is shown but read by nothing."""
-    _display({"text/plain": f"[{'held' if held else 'not held'}] {statement} ({_numbers(_jsonable(numbers))})"})
-    return bool(held)
-
-
 def _outputs(path: str | Path, mime: str) -> list[dict[str, Any]]:
     import nbformat  # only readers need it; keeps `import nbsupport` light inside notebooks
 
