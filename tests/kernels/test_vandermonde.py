@@ -122,3 +122,12 @@ def test_triton_cuda_matches_reference():
     assert (k.double() - want).abs().max() <= tol32(dtA, C, L)
     k.sum().backward()
     assert torch.isfinite(a.grad).all() and torch.isfinite(c.grad).all()
+
+
+def test_resolver_prefers_the_blocked_path_on_cuda(monkeypatch):
+    """On CUDA the S4D kernel's automatic choice is the blocked path (measured faster than
+    Triton on an H200); an explicit impl still picks Triton."""
+    monkeypatch.delenv("NBSUPPORT_IMPL", raising=False)
+    monkeypatch.setattr(kernels, "triton_available", lambda: True)
+    assert kernels.choose("s4d_kernel", "cuda") == "fast"
+    assert kernels.choose("cross_entropy", "cuda") == "triton"
