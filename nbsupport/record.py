@@ -158,23 +158,37 @@ def claim_line(c: Mapping[str, Any]) -> str:
             f"{int(c['level'] * 100)} % interval, n={c['n']} {plural(c['unit'], c['n'])}){reason}")
 
 
+#: Column headers of a claims table (:func:`claim_row`).
+CLAIM_COLUMNS = ("verdict", "claim", "effect [90 % interval]", "expected", "n", "paper")
+
+
+def claim_row(c: Mapping[str, Any], link: str = "") -> str:
+    """One HTML table row for a claim (columns :data:`CLAIM_COLUMNS`, then a link if given)."""
+    colour = COLOURS.get(c["verdict"], "#000")
+    reason = f'<br><small>{html.escape(c["reason"])}</small>' if c.get("reason") else ""
+    link_cell = f'<td><a href="{html.escape(link)}">notebook</a></td>' if link else ""
+    return (f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
+            f'<td>{html.escape(c["statement"])}{reason}<br><small><code>{html.escape(c["name"])}</code></small></td>'
+            f"<td>{html.escape(effect_text(c))}</td><td>{html.escape(c['expect'])} {_num(float(c['margin']))}</td>"
+            f"<td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td><td>{html.escape(c.get('paper', ''))}</td>"
+            f"{link_cell}</tr>")
+
+
+def claims_table(claims: list[Mapping[str, Any]], link: str = "") -> str:
+    """An HTML table of claims (the notebook's summary and the batch report)."""
+    if not claims:
+        return "<p>No claims.</p>"
+    head = "".join(f"<th>{h}</th>" for h in CLAIM_COLUMNS) + ("<th></th>" if link else "")
+    return f"<table><tr>{head}</tr>{''.join(claim_row(c, link) for c in claims)}</table>"
+
+
 def summary_html(claims: list[Mapping[str, Any]], checks: list[Mapping[str, Any]]) -> str:
     """The claims table and the list of checks as HTML (the notebook's summary and the report)."""
-    rows = []
-    for c in claims:
-        colour = COLOURS.get(c["verdict"], "#000")
-        reason = f'<br><small>{html.escape(c["reason"])}</small>' if c.get("reason") else ""
-        rows.append(
-            f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
-            f'<td>{html.escape(c["statement"])}{reason}<br><small><code>{html.escape(c["name"])}</code></small></td>'
-            f"<td>{html.escape(effect_text(c))}</td><td>{html.escape(c['expect'])} {_num(c['margin'])}</td>"
-            f"<td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td><td>{html.escape(c.get('paper', ''))}</td></tr>")
     failed = [k for k in checks if not k["ok"]]
     check_items = "".join(
         f'<li style="color:{COLOURS["ok" if k["ok"] else "failed"]}">{"ok" if k["ok"] else "FAILED"}: '
         f'{html.escape(k["statement"])} <small>({html.escape(_numbers(k["numbers"]))})</small></li>' for k in checks)
-    table = ("<table><tr><th>verdict</th><th>claim</th><th>effect [90 % interval]</th><th>expected</th>"
-             f"<th>n</th><th>paper</th></tr>{''.join(rows)}</table>") if rows else "<p>No claims.</p>"
+    table = claims_table(claims)
     return (f"{table}<p><b>Checks:</b> {len(checks) - len(failed)} passed, {len(failed)} failed.</p>"
             + (f"<details{' open' if failed else ''}><summary>checks</summary><ul>{check_items}</ul></details>"
                if checks else ""))

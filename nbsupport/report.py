@@ -18,7 +18,7 @@ from typing import Any
 
 from nbsupport.atomic import atomic_write
 from nbsupport.evidence import VERDICTS
-from nbsupport.record import COLOURS, effect_text, plural, summary_html
+from nbsupport.record import COLOURS, claims_table, summary_html
 
 SCHEMA = "warm-start-report/1"
 #: Notebook statuses: ran and every check held / a check failed / the run raised or timed out.
@@ -89,21 +89,6 @@ def _scoreboard_html(board: Mapping[str, Mapping[str, int]]) -> str:
     return f"<table><tr><th>theme</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _claim_rows(e: Mapping[str, Any]) -> str:
-    link = html.escape(e.get("html") or e.get("output") or "")
-    rows = []
-    for c in e.get("claims", []):
-        colour = COLOURS.get(c["verdict"], "#000")
-        reason = f'<br><small>{html.escape(c["reason"])}</small>' if c.get("reason") else ""
-        rows.append(
-            f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
-            f'<td>{html.escape(c["statement"])}{reason}</td><td>{html.escape(c.get("paper", ""))}</td>'
-            f"<td>{html.escape(effect_text(c))}<br><small>expected {html.escape(c['expect'])} "
-            f"{c['margin']:.4g}</small></td><td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td>"
-            f'<td>{f"<a href={chr(34)}{link}{chr(34)}>notebook</a>" if link else ""}</td></tr>')
-    return "".join(rows)
-
-
 def render_index(index: Mapping[str, Any]) -> str:
     """The report page for an index (see :func:`build_index`)."""
     sections = []
@@ -111,7 +96,7 @@ def render_index(index: Mapping[str, Any]) -> str:
         colour = COLOURS["ok" if e["status"] == "ok" else "failed"]
         status = html.escape(e["status"] + (f": {e['error']}" if e.get("error") else ""))
         links = " ".join(f'<a href="{html.escape(e[k])}">{k}</a>' for k in ("html", "output") if e.get(k))
-        claims = _claim_rows(e)
+        claims = claims_table(e.get("claims", []), e.get("html") or e.get("output") or "")
         failed_checks = [k for k in e.get("checks", []) if not k["ok"]]
         checks = summary_html([], e.get("checks", [])) if e.get("checks") else ""
         sections.append(
@@ -119,8 +104,7 @@ def render_index(index: Mapping[str, Any]) -> str:
             f"<p><small>{html.escape(e['notebook'])}</small> · {html.escape(e['theme'])} · "
             f"scale {html.escape(e['scale'])} · {e['seconds']:.1f} s · "
             f'<span style="color:{colour}">{status}</span> · {links}</p>'
-            + (f"<table><tr><th>verdict</th><th>claim</th><th>paper</th><th>effect [90 % interval]</th>"
-               f"<th>n</th><th></th></tr>{claims}</table>" if claims else "<p>No claims.</p>")
+            + claims
             + (checks.replace("<p>No claims.</p>", "") if failed_checks or e.get("checks") else ""))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Warm Start: results</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse}}
