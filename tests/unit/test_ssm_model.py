@@ -95,3 +95,19 @@ def test_legs_lti_kernel_equals_matrix_exponential():
     t = np.array([0.0, 0.1, 0.7, 2.5])
     want = np.stack([expm(A * s) @ B for s in t], axis=1)
     np.testing.assert_allclose(ssm.legs_lti_kernel(8, t), want, rtol=1e-9, atol=1e-10)
+
+
+def test_model_from_a_generator_ignores_the_global_rng():
+    """The same generator seed gives the same model whatever the global RNG went through."""
+    def build():
+        return ssm.s4d_model(1, 3, d_model=8, n_layers=2, d_state=8, generator=torch.Generator().manual_seed(5))
+
+    torch.manual_seed(0)
+    a = build()
+    torch.randn(1000)
+    b = build()
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+    state = torch.get_rng_state()
+    build()
+    assert torch.equal(state, torch.get_rng_state())  # the global state is restored
