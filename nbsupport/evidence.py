@@ -36,6 +36,8 @@ EXPECTS = {">": ">", "<": "<", "≈": "≈", "~": "≈", "~=": "≈", "==": "≈
 METHODS = ("auto", "t", "bootstrap")
 #: Below this many units the interval is Student-t, at or above it a bootstrap (method="auto").
 BOOTSTRAP_FROM = 30
+#: A claim keeps its paired effects themselves up to this many units (else only their summary).
+MAX_STORED_EFFECTS = 100
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,11 @@ def failed_premises(requires: Mapping[str, Any] | None) -> list[str]:
 
 def judge(effect: Any, *, expect: str = ">", margin: float = 0.0, requires: Mapping[str, Any] | None = None,
           level: float = 0.9, method: str = "auto") -> dict[str, Any]:
-    """Interval and verdict of one claim as a JSON-ready dict (the fields the report shows)."""
+    """Interval and verdict of one claim as a JSON-ready dict (the fields the report shows),
+    with the paired effects themselves when there are at most :data:`MAX_STORED_EFFECTS`."""
     expect = normalize_expect(expect)
-    iv = interval(effect, level=level, method=method)
+    x = as_effect(effect)
+    iv = interval(x, level=level, method=method)
     failed = failed_premises(requires)
     result = verdict(iv.lo, iv.hi, expect, margin)
     return {
@@ -150,4 +154,5 @@ def judge(effect: Any, *, expect: str = ">", margin: float = 0.0, requires: Mapp
         "expect": expect, "margin": float(margin), "n": iv.n, "mean": iv.mean, "lo": iv.lo,
         "hi": iv.hi, "sd": iv.sd, "level": iv.level, "method": iv.method,
         "requires": {str(k): bool(v) for k, v in (requires or {}).items()},
+        "effect": x.tolist() if x.size <= MAX_STORED_EFFECTS else None,
     }

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nbsupport.evidence import as_effect, judge
+from nbsupport.evidence import VERDICTS, judge
 
 RECORD_MIME = "application/vnd.nbsupport.record+json"
 CHECK_MIME = "application/vnd.nbsupport.check+json"
@@ -130,9 +130,7 @@ def claim(name: str, statement: str, effect: Any, *, expect: str = ">", margin: 
     if not isinstance(unit, str) or not unit:
         raise ValueError("claim: unit names what one effect value is per: 'seed', 'example', 'user', ...")
     judged = judge(effect, expect=expect, margin=margin, requires=requires, level=level, method=method)
-    values = as_effect(effect)
-    entry = {"name": name, "statement": str(statement), "paper": str(paper), "unit": unit, **judged,
-             "effect": values.tolist() if values.size <= 100 else None}
+    entry = {"name": name, "statement": str(statement), "paper": str(paper), "unit": unit, **judged}
     entry = _jsonable(entry)
     _CLAIMS[name] = entry
     _display({CLAIM_MIME: entry, "text/plain": claim_line(entry)})
@@ -182,23 +180,27 @@ def claims_table(claims: list[Mapping[str, Any]], link: str = "") -> str:
     return f"<table><tr>{head}</tr>{''.join(claim_row(c, link) for c in claims)}</table>"
 
 
-def summary_html(claims: list[Mapping[str, Any]], checks: list[Mapping[str, Any]]) -> str:
-    """The claims table and the list of checks as HTML (the notebook's summary and the report)."""
+def checks_html(checks: list[Mapping[str, Any]]) -> str:
+    """How many checks passed, and the list of them (open when one failed)."""
     failed = [k for k in checks if not k["ok"]]
-    check_items = "".join(
+    items = "".join(
         f'<li style="color:{COLOURS["ok" if k["ok"] else "failed"]}">{"ok" if k["ok"] else "FAILED"}: '
         f'{html.escape(k["statement"])} <small>({html.escape(_numbers(k["numbers"]))})</small></li>' for k in checks)
-    table = claims_table(claims)
-    return (f"{table}<p><b>Checks:</b> {len(checks) - len(failed)} passed, {len(failed)} failed.</p>"
-            + (f"<details{' open' if failed else ''}><summary>checks</summary><ul>{check_items}</ul></details>"
+    return (f"<p><b>Checks:</b> {len(checks) - len(failed)} passed, {len(failed)} failed.</p>"
+            + (f"<details{' open' if failed else ''}><summary>checks</summary><ul>{items}</ul></details>"
                if checks else ""))
+
+
+def summary_html(claims: list[Mapping[str, Any]], checks: list[Mapping[str, Any]]) -> str:
+    """The claims table and the list of checks as HTML (the notebook's summary)."""
+    return claims_table(claims) + checks_html(checks)
 
 
 def summary() -> None:
     """Display one table of this notebook's claims (verdict, effect ± interval, n, paper) and
     its checks. Call it at the end of the Findings section."""
     claims, checks = list(_CLAIMS.values()), list(_CHECKS.values())
-    counts = {v: sum(c["verdict"] == v for c in claims) for v in COLOURS if v not in ("ok", "failed")}
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS}
     failed = sum(not k["ok"] for k in checks)
     text = (f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
             + f"; checks: {len(checks) - failed} passed, {failed} failed\n"

@@ -18,7 +18,7 @@ from typing import Any
 
 from nbsupport.atomic import atomic_write
 from nbsupport.evidence import VERDICTS
-from nbsupport.record import COLOURS, claims_table, summary_html
+from nbsupport.record import COLOURS, checks_html, claims_table
 
 SCHEMA = "warm-start-report/1"
 #: Notebook statuses: ran and every check held / a check failed / the run raised or timed out.
@@ -97,15 +97,14 @@ def render_index(index: Mapping[str, Any]) -> str:
         status = html.escape(e["status"] + (f": {e['error']}" if e.get("error") else ""))
         links = " ".join(f'<a href="{html.escape(e[k])}">{k}</a>' for k in ("html", "output") if e.get(k))
         claims = claims_table(e.get("claims", []), e.get("html") or e.get("output") or "")
-        failed_checks = [k for k in e.get("checks", []) if not k["ok"]]
-        checks = summary_html([], e.get("checks", [])) if e.get("checks") else ""
+        checks = checks_html(e["checks"]) if e.get("checks") else ""
         sections.append(
             f"<h3>{html.escape(e.get('title') or e['notebook'])}</h3>"
             f"<p><small>{html.escape(e['notebook'])}</small> · {html.escape(e['theme'])} · "
             f"scale {html.escape(e['scale'])} · {e['seconds']:.1f} s · "
             f'<span style="color:{colour}">{status}</span> · {links}</p>'
             + claims
-            + (checks.replace("<p>No claims.</p>", "") if failed_checks or e.get("checks") else ""))
+            + checks)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Warm Start: results</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top}}h3{{margin-bottom:0.2em}}</style></head><body>

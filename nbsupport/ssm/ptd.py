@@ -11,10 +11,14 @@ import numpy as np
 from nbsupport.ssm.hippo import hippo
 
 
+def _vector_condition(V: np.ndarray) -> float:
+    """2-norm condition number of an eigenvector matrix, its columns normalized."""
+    return float(np.linalg.cond(V / np.linalg.norm(V, axis=0, keepdims=True)))
+
+
 def eig_condition(M: np.ndarray) -> float:
     """2-norm condition number of the eigenvector matrix of M (columns normalized)."""
-    _, V = np.linalg.eig(M)
-    return float(np.linalg.cond(V / np.linalg.norm(V, axis=0, keepdims=True)))
+    return _vector_condition(np.linalg.eig(M)[1])
 
 
 def ptd_init(N: int, eps: float = 0.1, measure: str = "legs", tries: int = 64, seed: int = 0,
@@ -37,7 +41,7 @@ def ptd_init(N: int, eps: float = 0.1, measure: str = "legs", tries: int = 64, s
         G = rng.standard_normal((N, N))
         E = eps * norm * G / np.linalg.norm(G, 2)
         lam, V = np.linalg.eig(A + E)
-        cond = float(np.linalg.cond(V / np.linalg.norm(V, axis=0, keepdims=True)))
+        cond = _vector_condition(V)
         ok = bool((lam.real < 0).all())
         stable += ok
         key = (not ok, cond)  # stable draws first, then the best conditioned
