@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nbsupport.evidence import VERDICTS, judge
+from nbsupport.scales import MAX_STEPS_ENV, cap_premise, step_cap
 
 RECORD_MIME = "application/vnd.nbsupport.record+json"
 CHECK_MIME = "application/vnd.nbsupport.check+json"
@@ -123,12 +124,15 @@ def claim(name: str, statement: str, effect: Any, *, expect: str = ">", margin: 
     ``effect`` holds one paired difference per seed (or per test example / user on the same
     models). ``expect`` is ``">"`` (the effect exceeds ``margin``), ``"<"`` (it lies below
     ``-margin``) or ``"≈"`` (it lies within ``±margin``). ``requires`` maps premise statements
-    to their truth; a false one makes the claim *not judged*. The verdict rules are in
+    to their truth; a false one makes the claim *not judged* (under the step cap
+    ``$NBSUPPORT_MAX_STEPS`` every claim is: :func:`nbsupport.scales.cap_premise`). The verdict rules are in
     :mod:`nbsupport.evidence` (two-sided 90 % interval of the mean effect by default).
     """
     name = _name("claim", name)
     if not isinstance(unit, str) or not unit:
         raise ValueError("claim: unit names what one effect value is per: 'seed', 'example', 'user', ...")
+    if cap_premise() and (requires is None or isinstance(requires, Mapping)):
+        requires = {**(requires or {}), **cap_premise()}
     judged = judge(effect, expect=expect, margin=margin, requires=requires, level=level, method=method)
     entry = {"name": name, "statement": str(statement), "paper": str(paper), "unit": unit, **judged}
     entry = _jsonable(entry)
@@ -202,10 +206,14 @@ def summary() -> None:
     claims, checks = list(_CLAIMS.values()), list(_CHECKS.values())
     counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS}
     failed = sum(not k["ok"] for k in checks)
-    text = (f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+    cap = step_cap()
+    banner = (f"Step-capped run ({MAX_STEPS_ENV}={cap}): models trained for at most {cap} steps; "
+              f"no claim is judged." if cap is not None else "")
+    text = (banner + "\n" if banner else "") + (f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
             + f"; checks: {len(checks) - failed} passed, {failed} failed\n"
             + "\n".join(claim_line(c) for c in claims))
-    _display({"text/html": summary_html(claims, checks), "text/plain": text})
+    head = f'<p style="color:{COLOURS["failed"]}"><b>{html.escape(banner)}</b></p>' if banner else ""
+    _display({"text/html": head + summary_html(claims, checks), "text/plain": text})
 
 
 def _outputs(path: str | Path, mime: str) -> list[dict[str, Any]]:

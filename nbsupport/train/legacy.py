@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from nbsupport.progress import progress as tqdm
+from nbsupport.scales import capped_steps
 
 LossFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 
@@ -45,11 +46,13 @@ def train(
     ``loss_fn(model, batch)`` returns the loss, or ``(loss, metrics)``. Each row of the log
     holds ``step``, ``loss``, ``lr`` and the metrics; every ``eval_every`` steps (and at the
     end) ``eval_fn(model)`` adds its values under the same step. Each callback is called as
-    ``cb(step, row)`` after every step. A non-finite loss stops training (the row is kept,
+    ``cb(step, row)`` after every step; ``$NBSUPPORT_MAX_STEPS`` caps ``steps``
+    (:mod:`nbsupport.scales`). A non-finite loss stops training (the row is kept,
     with ``diverged=True``) unless ``stop_on_nan`` is False.
     """
     if steps <= 0:
         raise ValueError(f"train: steps must be positive, got {steps}")
+    steps = capped_steps(steps)  # at most $NBSUPPORT_MAX_STEPS (nbsupport.scales)
     rows: list[dict[str, Any]] = []
     it = _cycle(batches)
     bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)

@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nbsupport.progress import progress as tqdm
+from nbsupport.scales import capped_steps
 from nbsupport.schedules import Schedule
 from nbsupport.train.parallel import default_workers, one_thread, run_seeds
 
@@ -414,7 +415,8 @@ def fit(
             permutation each epoch, the last incomplete batch dropped; or a batch sampler
             ``data(step, generator) -> batch`` (``step`` 1..steps, as in the log) that draws
             its randomness from ``generator``. Tensors in a batch are moved to ``device``.
-        steps: optimizer steps per seed.
+        steps: optimizer steps per seed (at most ``$NBSUPPORT_MAX_STEPS`` when that step cap
+            is set: see :mod:`nbsupport.scales`).
         loss: ``loss(model, batch)`` returns a scalar loss or ``(loss, metrics)``, metrics a
             dict of numbers or 0-d tensors logged per step. Default: cross-entropy of
             ``model(x)`` against ``y``. For ``batched`` runs the metrics must be tensors
@@ -453,7 +455,7 @@ def fit(
                   schedule=schedules.cosine(50, 500), seeds=range(3))
         res.log.groupby("step").loss.mean().plot(); model = res.models[0]
     """
-    steps = _positive_int("steps", steps)
+    steps = capped_steps(_positive_int("steps", steps))  # at most $NBSUPPORT_MAX_STEPS (nbsupport.scales)
     eval_every = _positive_int("eval_every", eval_every, allow_none=True)
     if eval_every is not None and eval_fn is None:
         raise ValueError("fit: eval_every needs an eval_fn(model) -> dict to run")
