@@ -151,7 +151,8 @@ def load(name: str = "movielens", **kwargs) -> Interactions:
     ``"synthetic"`` (:func:`synthetic`, for smoke runs).
 
     When MovieLens-1M is absent, one line says where to put it and MovieLens-100K, the
-    largest dataset present, is loaded instead (its ``name`` says which one was used).
+    largest dataset present, is loaded instead (its ``name`` says which one was used, and the
+    record ``data_fallback`` says what was asked for, what was used and why).
     """
     from nbsupport.data.locate import DataNotFound
 
@@ -164,5 +165,8 @@ def load(name: str = "movielens", **kwargs) -> Interactions:
     except DataNotFound as exc:
         if name != "movielens-1m" or kwargs.get("path"):
             raise
+        from nbsupport.record import record
+
         print(f"{exc}. Falling back to MovieLens-100K, the largest dataset present.")
+        record("data_fallback", {"asked": name, "used": "movielens-100k", "why": str(exc)})
         return load_movielens(**kwargs)

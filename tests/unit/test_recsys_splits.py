@@ -1,5 +1,7 @@
 """Splits leak nothing; evaluation reports every group and labels the sampled protocol."""
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -177,3 +179,5 @@ def test_movielens_1m_absent_says_where_and_falls_back(monkeypatch, tmp_path, ca
     assert recsys.load("movielens-1m", titles=False) == "100k"
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "ml-1m" in out and "MovieLens-100K" in out
+    fallback = importlib.import_module("nbsupport.record")._RECORDS["data_fallback"]
+    assert fallback["asked"] == "movielens-1m" and fallback["used"] == "movielens-100k" and "ml-1m" in fallback["why"]
