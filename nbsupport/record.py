@@ -99,19 +99,27 @@ def record(name: str, value: Any) -> None:
     _display({RECORD_MIME: payload, "text/plain": f"recorded {name} = {json.dumps(payload['value'])[:200]}"})
 
 
-def check(name: str, ok: Any, statement: str, **numbers: Any) -> None:
+def check(name: str, ok: Any, statement: str, *, needs_training: bool = False, **numbers: Any) -> None:
     """An identity, library equality or sanity condition that must hold, with its numbers.
 
     A failing check is shown in red and marks the notebook ``check failed`` in the batch
     report (the runner then exits non-zero); it does not raise, so the rest of the notebook
-    still runs and shows what went wrong.
+    still runs and shows what went wrong. ``needs_training=True`` marks a check that only a
+    model trained for its preset's steps can pass ("training beats the unigram baseline"):
+    under the step cap (:mod:`nbsupport.scales`) it is shown as skipped, with ``skipped``
+    saying why and ``held`` what the condition gave, and does not fail the notebook.
     """
     name = _name("check", name)
     entry = {"name": name, "statement": str(statement), "ok": bool(ok), "numbers": _jsonable(numbers)}
+    if needs_training and step_cap() is not None:
+        entry.update(ok=True, held=bool(ok), skipped=f"step-capped run ({MAX_STEPS_ENV}={step_cap()}): "
+                                                      "this check needs the preset's training")
     _CHECKS[name] = entry
-    mark = "check ok" if entry["ok"] else "CHECK FAILED"
+    mark = "check skipped" if "skipped" in entry else "check ok" if entry["ok"] else "CHECK FAILED"
     text = f"[{mark}] {statement}" + (f" ({_numbers(entry['numbers'])})" if numbers else "")
-    colour = COLOURS["ok" if entry["ok"] else "failed"]
+    if "skipped" in entry:
+        text += f"; {entry['skipped']}"
+    colour = COLOURS["not judged" if "skipped" in entry else "ok" if entry["ok"] else "failed"]
     _display({CHECK_MIME: entry, "text/plain": text,
               "text/html": f'<span style="color:{colour}"><b>[{mark}]</b></span> {html.escape(text[len(mark) + 3:])}'})
 
@@ -188,9 +196,12 @@ def checks_html(checks: list[Mapping[str, Any]]) -> str:
     """How many checks passed, and the list of them (open when one failed)."""
     failed = [k for k in checks if not k["ok"]]
     items = "".join(
-        f'<li style="color:{COLOURS["ok" if k["ok"] else "failed"]}">{"ok" if k["ok"] else "FAILED"}: '
+        f'<li style="color:{COLOURS["not judged" if "skipped" in k else "ok" if k["ok"] else "failed"]}">'
+        f'{"skipped" if "skipped" in k else "ok" if k["ok"] else "FAILED"}: '
         f'{html.escape(k["statement"])} <small>({html.escape(_numbers(k["numbers"]))})</small></li>' for k in checks)
-    return (f"<p><b>Checks:</b> {len(checks) - len(failed)} passed, {len(failed)} failed.</p>"
+    skipped = sum("skipped" in k for k in checks)
+    return (f"<p><b>Checks:</b> {len(checks) - len(failed) - skipped} passed, "
+            + (f"{skipped} skipped (step-capped run), " if skipped else "") + f"{len(failed)} failed.</p>"
             + (f"<details{' open' if failed else ''}><summary>checks</summary><ul>{items}</ul></details>"
                if checks else ""))
 

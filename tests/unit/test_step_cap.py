@@ -96,3 +96,16 @@ def test_summary_says_the_run_was_capped(capped, monkeypatch):
     monkeypatch.delenv(MAX_STEPS_ENV)
     rec.summary()
     assert "Step-capped" not in shown[-1]["text/plain"]
+
+
+def test_a_check_that_needs_training_is_skipped_only_under_the_cap(capped, monkeypatch):
+    rec.check("trained_beats_baseline", False, "training beats the baseline", needs_training=True, loss=3.0)
+    entry = rec._CHECKS["trained_beats_baseline"]
+    assert entry["ok"] and entry["held"] is False and "step-capped" in entry["skipped"]
+    assert entry["numbers"] == {"loss": 3.0}
+    assert "1 skipped (step-capped run)" in rec.checks_html([entry])
+    rec.check("identity", False, "an identity", loss=3.0)  # not marked: fails under the cap too
+    assert not rec._CHECKS["identity"]["ok"]
+    monkeypatch.delenv(MAX_STEPS_ENV)
+    rec.check("trained_beats_baseline", False, "training beats the baseline", needs_training=True)
+    assert not rec._CHECKS["trained_beats_baseline"]["ok"] and "skipped" not in rec._CHECKS["trained_beats_baseline"]
