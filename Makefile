@@ -9,7 +9,7 @@ SCALE ?= standard
 PYTEST_ARGS ?=
 NBVAL_DIR := build/nbval
 
-.PHONY: setup run test lint lab bench clean distclean
+.PHONY: setup run test test-full lint lab bench clean distclean
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ test: setup
 	# reproducibility: re-execute the notebooks the tests just ran (same seed) and compare the
 	# outputs of their findings cells (tagged nbval-check-output) with the first run's
 	NBSUPPORT_SCALE=smoke NBSUPPORT_HEADLESS=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL_DIR) -q -p no:cacheprovider
+
+# every notebook at `full` with training capped at 2 steps (NBSUPPORT_MAX_STEPS): the full presets,
+# data and shapes run on a CPU; minutes, so apart from `make test` (CI runs both)
+test-full: export OMP_NUM_THREADS ?= 1
+test-full: setup
+	NBSUPPORT_TEST_FULL=1 $(BIN)/python -m pytest tests/notebooks/test_full_capped.py -q $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
