@@ -69,13 +69,15 @@ def read_timings(path: Path = TIMINGS) -> dict[str, Any]:
 
 
 def merge_index(timings: dict[str, Any], index: Path, note: str) -> dict[str, Any]:
-    """``timings`` with the ok runs of ``index`` (one run's ``index.json``) stored under their scale."""
+    """``timings`` with the ok runs of ``index`` (one run's ``index.json``) stored under their scale;
+    a run under the step cap (its ``step_cap`` record) is not that scale's time and is left out."""
     entries = json.loads(Path(index).read_text())
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{index}: expected the list of notebooks that `python -m nbsupport run` writes")
     timings = {k: dict(v) for k, v in timings.items()}
     for scale in sorted({e["scale"] for e in entries}):
-        ok = {e["notebook"]: e["seconds"] for e in entries if e["scale"] == scale and e["status"] == "ok"}
+        ok = {e["notebook"]: e["seconds"] for e in entries if e["scale"] == scale and e["status"] == "ok"
+              and "step_cap" not in e.get("records", {})}
         if not ok:
             continue
         old = timings.get(scale, {}).get("seconds", {})

@@ -22,11 +22,13 @@ def test_merge_index_keeps_other_scales_and_skips_failures(tmp_path):
     index = tmp_path / "index.json"
     index.write_text(json.dumps([
         {"notebook": "notebooks/a.ipynb", "scale": "smoke", "seconds": 3.0, "status": "ok"},
-        {"notebook": "notebooks/b.ipynb", "scale": "smoke", "seconds": 9.0, "status": "failed"}]))
+        {"notebook": "notebooks/b.ipynb", "scale": "smoke", "seconds": 9.0, "status": "failed"},
+        {"notebook": "notebooks/c.ipynb", "scale": "full", "seconds": 9.0, "status": "ok",
+         "records": {"step_cap": {"max_steps": 2}}}]))  # a capped run is not the scale's time
     old = {"standard": {"measured": "2026-01-01", "note": "n", "seconds": {"notebooks/a.ipynb": 60.0}},
            "smoke": {"measured": "2026-01-01", "note": "n", "seconds": {"notebooks/b.ipynb": 5.0}}}
     new = merge_index(old, index, "here")
-    assert new["standard"] == old["standard"]
+    assert new["standard"] == old["standard"] and "full" not in new
     assert new["smoke"]["seconds"] == {"notebooks/a.ipynb": 3.0, "notebooks/b.ipynb": 5.0}
     assert new["smoke"]["note"] == "here" and old["smoke"]["seconds"] == {"notebooks/b.ipynb": 5.0}
 
