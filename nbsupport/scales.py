@@ -13,7 +13,9 @@ scale, but
   ``nbsupport.train.train`` stops after at most ``N`` optimizer steps
   (:func:`capped_steps`);
 - preset values a notebook names in ``preset(..., capped={...})`` (evaluation batches, test
-  examples, corpus sizes) are lowered to the values given there;
+  examples, corpus sizes) are lowered to the values given there; step counts the notebook
+  reads back from its logs (a budget, the step a model grows at) are named there too, with
+  values of at most 2, so that any cap of 2 or more leaves those runs whole;
 - every claim gets the premise :data:`CAP_PREMISE`, false, so it is *not judged*: nothing is
   concluded from models trained for a few steps. Checks still must hold.
 
@@ -67,8 +69,8 @@ def cap_premise() -> dict[str, bool]:
 
 def _lower(name: str, value: Any, limit: Any) -> Any:
     """``value`` lowered to ``limit``: numbers to ``min``, lists to their first ``limit``
-    entries, None ("everything") to ``limit``."""
-    if value is None:
+    entries (or to ``limit`` itself when it is a list), None ("everything") to ``limit``."""
+    if value is None or (isinstance(value, list | tuple) and isinstance(limit, list | tuple)):
         return limit
     if isinstance(value, list | tuple):
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -84,7 +86,8 @@ def preset(presets: dict[str, dict[str, Any]], scale: str,
     """Return the preset for ``scale`` (or ``$NBSUPPORT_SCALE``) as an attribute namespace.
 
     ``capped`` maps preset keys to the values they take at most under the step cap (a number:
-    the minimum of the two; a list preset: its first n entries; None, "all of it": the value),
+    the minimum of the two; a list preset: its first n entries, or the list given; None, "all
+    of it": the value),
     e.g. ``capped={"eval_batches": 1, "n_test": 200}``; without the cap it changes nothing.
     Under the cap a banner is printed and ``step_cap`` recorded.
     """

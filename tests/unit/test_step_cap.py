@@ -50,6 +50,7 @@ def test_preset_lowers_named_values_only_under_the_cap(monkeypatch, capsys):
     assert "STEP-CAPPED RUN" in capsys.readouterr().out
     assert rec._RECORDS["step_cap"] == {"max_steps": 3, "scale": "smoke",
                                          "lowered": {"n_test": 50, "widths": [1, 2], "chars": 10}}
+    assert preset(PRESETS, "full", capped={"widths": [5, 6]}).widths == [5, 6]  # a list: replaced
     with pytest.raises(ValueError, match="lacks"):
         preset(PRESETS, "full", capped={"n_tset": 1})
     with pytest.raises(ValueError, match="first n entries"):
