@@ -39,7 +39,7 @@ test: setup
 	# outputs of their findings cells (tagged nbval-check-output) with the first run's
 	NBSUPPORT_SCALE=smoke NBSUPPORT_HEADLESS=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL_DIR) -q -p no:cacheprovider
 
-# every notebook at `full` with training capped at 2 steps (NBSUPPORT_MAX_STEPS): the full presets,
+# every notebook at `full` with training capped at 3 steps (NBSUPPORT_MAX_STEPS): the full presets,
 # data and shapes run on a CPU; minutes, so apart from `make test` (CI runs both)
 test-full: export OMP_NUM_THREADS ?= 1
 test-full: setup

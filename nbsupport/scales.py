@@ -15,7 +15,7 @@ scale, but
 - preset values a notebook names in ``preset(..., capped={...})`` (evaluation batches, test
   examples, corpus sizes) are lowered to the values given there; step counts the notebook
   reads back from its logs (a budget, the step a model grows at) are named there too, with
-  values of at most 2, so that any cap of 2 or more leaves those runs whole;
+  values of at most 3, so that any cap of 3 or more leaves those runs whole;
 - every claim gets the premise :data:`CAP_PREMISE`, false, so it is *not judged*: nothing is
   concluded from models trained for a few steps. Checks still must hold.
 

@@ -13,7 +13,7 @@ from checks import claim_is_well_formed
 from nbsupport.runner import NOTEBOOKS, run
 from nbsupport.scales import CAP_PREMISE, MAX_STEPS_ENV
 
-CAP = 2
+CAP = 3
 NAMES = sorted(str(p.relative_to(NOTEBOOKS.parent)) for p in NOTEBOOKS.rglob("*.ipynb")
                if ".ipynb_checkpoints" not in p.parts)
 
