@@ -6,7 +6,8 @@ SLERP and layer swapping on state dicts, and streaming merges of safetensors che
 and ``python -m nbsupport.merging CONFIG.yaml OUT_DIR`` do the same from files on disk.
 """
 
-from nbsupport.merging.files import merge_files, parse_config
+from nbsupport.merging.config import parse_config
+from nbsupport.merging.files import merge_files
 from nbsupport.merging.fisher import fisher_diagonal
 from nbsupport.merging.methods import (
     METHODS,

@@ -7,7 +7,7 @@ import sys
 import time
 
 from nbsupport.merging.files import merge_files
-from nbsupport.merging.methods import MergeError
+from nbsupport.merging.validate import MergeError
 
 
 def main(argv: list[str] | None = None) -> int:

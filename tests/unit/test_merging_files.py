@@ -107,8 +107,11 @@ def test_errors_before_writing(ckpts, tmp_path):
         ({**ok, "models": [{"model": str(bad_name), "parameters": {"weight": 1.0}}]}, "names differ"),
         ({**ok, "models": [{"model": str(tmp_path / "missing")}]}, "not found"),
         ({**ok, "merge_method": "frobnicate"}, "merge_method"),
-        ({**ok, "slices": []}, "slices"),
-        ({**ok, "models": [{"model": str(p["a"]), "parameters": {"weight": [0, 1]}}]}, "gradients"),
+        ({**ok, "slices": []}, "exactly one of models"),
+        ({**ok, "models": [{"model": str(p["a"]), "parameters": {"weight": [{"filter": "x"}]}}]}, "filter entry"),
+        ({**ok, "models": [{"model": str(p["a"]), "parameters": {"weight": [0.5, {"value": 1}]}}]}, "not a mix"),
+        ({**ok, "models": [{"model": str(p["a"]), "paramters": {"weight": 1}}]}, "unknown key.*paramters"),
+        ({**ok, "parameters": {"t": 0.5}}, "'ties' does not take t"),
     ]
     for cfg, msg in cases:
         with pytest.raises(MergeError, match=msg):
@@ -146,7 +149,12 @@ def test_dtype_and_int_tensors(tmp_path):
     merge_files(cfg, tmp_path / "out")
     got = load_dir(tmp_path / "out")
     assert got["w"].dtype == torch.bfloat16 and got["pos"].dtype == torch.int64
-    assert torch.allclose(got["w"].float(), (base["w"] + 0.5).bfloat16().float())
+    # dtype is the compute dtype (as mergekit): the inputs are cast to bfloat16 first
+    b16, m16 = base["w"].bfloat16().float(), m["w"].bfloat16().float()
+    assert torch.equal(got["w"], (b16 + 0.5 * (m16 - b16)).bfloat16())
+    merge_files({**cfg, "out_dtype": "float32"}, tmp_path / "out32")
+    assert torch.equal(load_dir(tmp_path / "out32")["w"], (b16 + 0.5 * (m16 - b16)).bfloat16().float())
+    assert json.loads((tmp_path / "out32" / "config.json").read_text())["torch_dtype"] == "float32"
 
 
 # ---------------------------------------------------------------- bad inputs: one MergeError each
