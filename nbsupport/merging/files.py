@@ -281,7 +281,7 @@ def _n_layers_key(config: dict[str, Any]) -> str | None:
 
 def _write_model_config(src: Path, tmp: Path, layers: int | None, dtype: torch.dtype | None) -> None:
     """``config.json`` of ``src`` with mergekit's edits: the layer count of a ``slices:`` merge
-    and ``torch_dtype`` set to the written dtype; copied as it is when neither applies."""
+    and the written dtype; copied as it is when neither applies."""
     if not (src / "config.json").exists():
         return
     if layers is None and dtype is None:
@@ -293,8 +293,9 @@ def _write_model_config(src: Path, tmp: Path, layers: int | None, dtype: torch.d
         raise MergeError(f"{src / 'config.json'} is not JSON: fix it or remove it") from None
     if layers is not None:
         config[_n_layers_key(config) or "num_hidden_layers"] = layers
-    if dtype is not None:
-        config["torch_dtype"] = str(dtype).removeprefix("torch.")
+    if dtype is not None:  # "dtype" (transformers >= 5, as mergekit writes); "torch_dtype" kept in step
+        for key in ("dtype", *(("torch_dtype",) if "torch_dtype" in config else ())):
+            config[key] = str(dtype).removeprefix("torch.")
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
 
 

@@ -154,7 +154,7 @@ def test_dtype_and_int_tensors(tmp_path):
     assert torch.equal(got["w"], (b16 + 0.5 * (m16 - b16)).bfloat16())
     merge_files({**cfg, "out_dtype": "float32"}, tmp_path / "out32")
     assert torch.equal(load_dir(tmp_path / "out32")["w"], (b16 + 0.5 * (m16 - b16)).bfloat16().float())
-    assert json.loads((tmp_path / "out32" / "config.json").read_text())["torch_dtype"] == "float32"
+    assert json.loads((tmp_path / "out32" / "config.json").read_text())["dtype"] == "float32"
 
 
 # ---------------------------------------------------------------- bad inputs: one MergeError each
