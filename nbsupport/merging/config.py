@@ -280,7 +280,10 @@ def plan(cfg: Mapping[str, Any], names: Mapping[Path, list[str]]) -> list[Planne
                 raise MergeError(f"{src.path} has no tensor {n!r} (needed for {out_name!r})")
         b = (sl.base.path, in_names[0]) if sl.base is not None else None
         m_names = in_names[1:] if sl.base is not None else in_names
-        params = _resolve_params(method, sl, shared, out_name, m_names, t)
+        try:
+            params = _resolve_params(method, sl, shared, out_name, m_names, t)
+        except MergeError as exc:
+            raise MergeError(f"tensor {out_name!r}: {exc}" if out_name not in str(exc) else str(exc)) from None
         return Planned(out_name, b, tuple((s.path, n) for s, n in zip(sl.sources, m_names, strict=True)), params)
 
     first = slices[0].base or slices[0].sources[0]
