@@ -241,12 +241,26 @@ def _is_pre(name: str) -> bool:
     return "embed" in name or name.startswith(("wte.", "transformer.wte.", "word_embeddings"))
 
 
+def _checked(key: str, value: Any, scopes: tuple[Mapping[str, Any] | None, ...], where: str, tensor: str) -> Any:
+    """``value`` parsed and range-checked; the error names ``where`` and, when the setting is a
+    gradient or filter list, the tensor it was resolved for."""
+    try:
+        return check_parameters({key: value})[key]
+    except MergeError as exc:
+        varies = any(s and key in s and isinstance(s[key], (list, tuple, Mapping)) for s in scopes)
+        raise MergeError(f"{where}{exc}" + (f" (for tensor {tensor!r})" if varies else "")) from None
+
+
 def _resolve_params(method: str, sl: Slice, shared: Mapping[str, Any], out_name: str,
                     in_names: list[str], t: float) -> dict[str, Any]:
     """The parameters of one output tensor: per-model lists and shared scalars."""
     params: dict[str, Any] = {}
     for key in PER_MODEL:
-        vals = [resolve(key, (src.params, sl.params, shared), n, t) for src, n in zip(sl.sources, in_names, strict=True)]
+        vals = []
+        for src, n in zip(sl.sources, in_names, strict=True):
+            scopes = (src.params, sl.params, shared)
+            v = resolve(key, scopes, n, t)
+            vals.append(None if v is None else _checked(key, v, scopes, f"{src.path}: ", out_name))
         if all(v is None for v in vals):
             continue
         if any(v is None for v in vals):
@@ -259,8 +273,8 @@ def _resolve_params(method: str, sl: Slice, shared: Mapping[str, Any], out_name:
     for key in {*sl.params, *shared} - set(PER_MODEL):
         v = resolve(key, (sl.params, shared), out_name, t)
         if v is not None:
-            params[key] = v
-    return check_parameters(params)
+            params[key] = _checked(key, v, (sl.params, shared), "", out_name)
+    return params
 
 
 def plan(cfg: Mapping[str, Any], names: Mapping[Path, list[str]]) -> list[Planned]:
@@ -280,10 +294,7 @@ def plan(cfg: Mapping[str, Any], names: Mapping[Path, list[str]]) -> list[Planne
                 raise MergeError(f"{src.path} has no tensor {n!r} (needed for {out_name!r})")
         b = (sl.base.path, in_names[0]) if sl.base is not None else None
         m_names = in_names[1:] if sl.base is not None else in_names
-        try:
-            params = _resolve_params(method, sl, shared, out_name, m_names, t)
-        except MergeError as exc:
-            raise MergeError(f"tensor {out_name!r}: {exc}" if out_name not in str(exc) else str(exc)) from None
+        params = _resolve_params(method, sl, shared, out_name, m_names, t)
         return Planned(out_name, b, tuple((s.path, n) for s, n in zip(sl.sources, m_names, strict=True)), params)
 
     first = slices[0].base or slices[0].sources[0]

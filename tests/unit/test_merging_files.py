@@ -368,7 +368,7 @@ def test_per_model_epsilon_and_gradient_out_of_range(ckpts, tmp_path):
     got = load_dir(tmp_path / "out")
     assert all(torch.equal(got[k], want[k]) for k in want)
     bad = {**cfg, "models": [{"model": str(p["a"]), "parameters": {"weight": 1.0, "density": [0.5, 1.5]}}]}
-    with pytest.raises(MergeError, match=r"tensor 'layers.1.w'.*density must be in \(0, 1\], got 1.5"):
+    with pytest.raises(MergeError, match=r"a: density must be in \(0, 1\], got 1.5 \(for tensor 'layers.1.w'\)"):
         merge_files(bad, tmp_path / "out2")
 
 
