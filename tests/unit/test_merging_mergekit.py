@@ -72,8 +72,18 @@ def load(folder):
     return out
 
 
+RESULTS = {}  # each config runs once per session (the float32 merges are also the half tests' reference)
+
+
 def both(cfg, tmp_path):
     """(mergekit's tensors, ours, mergekit's config.json, ours) for one config."""
+    key = json.dumps(cfg, sort_keys=True)
+    if key not in RESULTS:
+        RESULTS[key] = _both(cfg, tmp_path)
+    return RESULTS[key]
+
+
+def _both(cfg, tmp_path):
     os.environ["HF_HUB_OFFLINE"] = "1"
     run_merge(MergeConfiguration.model_validate(cfg), str(tmp_path / "mk"),
               MergeOptions(lazy_unpickle=False, device="cpu", quiet=True, copy_tokenizer=False))
