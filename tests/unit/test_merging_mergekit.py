@@ -135,12 +135,16 @@ def configs(ck):
                         "models": models(ck, [{}, {}, {}], ("a", "b", "c"))},
         "passthrough_slices": {"merge_method": "passthrough", "slices": [
             {"sources": [{"model": ck["a"], "layer_range": [0, 3]}]},
+            # a model's filter sees its own tensor names: "layers.1." is b's layer 1 (output layer 3)
             {"sources": [{"model": ck["b"], "layer_range": [1, 4], "parameters": {"scale": [
-                {"filter": "o_proj", "value": 0.0}, {"filter": "down_proj", "value": 0.5}]}}]}]},
+                {"filter": "layers.1.", "value": 2.0}, {"filter": "o_proj", "value": 0.0},
+                {"filter": "down_proj", "value": 0.5}]}}]}]},
         "slerp_slices": {"merge_method": "slerp", "base_model": ck["a"], "slices": [
-            {"sources": [{"model": ck["a"], "layer_range": [0, 2]}, {"model": ck["b"], "layer_range": [2, 4]}]},
-            {"sources": [{"model": ck["a"], "layer_range": [1, 4]}, {"model": ck["b"], "layer_range": [0, 3]}],
-             "parameters": {"t": [0.1, 0.9]}}], "parameters": {"t": FILTER_T}},
+            {"sources": [{"model": ck["a"], "layer_range": [0, 2]}, {"model": ck["b"], "layer_range": [2, 4]}],
+             "parameters": {"t": [0.1, 0.9]}},
+            {"sources": [{"model": ck["a"], "layer_range": [1, 4]}, {"model": ck["b"], "layer_range": [0, 3]}]}],
+            # a shared filter sees the output's names: "layers.4." exists only in the output
+            "parameters": {"t": [{"filter": "layers.4.", "value": 0.9}, *FILTER_T]}},
         "ties_slices": {"merge_method": "ties", "base_model": b, "slices": [
             {"sources": [{"model": b, "layer_range": [0, 4]},
                          {"model": ck["a"], "layer_range": [0, 4], "parameters": {"weight": 1.0, "density": [0.2, 0.9]}},
