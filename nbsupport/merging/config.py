@@ -159,8 +159,6 @@ def parse_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         raise MergeError("give exactly one of models (whole models) or slices (layer ranges), as in mergekit")
     base = _resolve_path(cfg["base_model"], root) if cfg.get("base_model") else None
     shared = _params(cfg.get("parameters"), "parameters")
-    if "trim_scope" in shared and shared["trim_scope"] != "tensor":
-        raise MergeError("trim_scope='model' needs the whole model in memory; use merge() instead")
     slices = _models_slice(cfg, root, base) if "models" in cfg else _slices(cfg, root, base, method)
     if method in NEEDS_BASE and any(s.base is None for s in slices):
         raise MergeError(f"merge_method {method!r} needs base_model" + (
@@ -274,6 +272,8 @@ def _resolve_params(method: str, sl: Slice, shared: Mapping[str, Any], out_name:
         v = resolve(key, (sl.params, shared), out_name, t)
         if v is not None:
             params[key] = _checked(key, v, (sl.params, shared), "", out_name)
+    if params.get("trim_scope", "tensor") != "tensor":
+        raise MergeError("trim_scope='model' needs the whole model in memory; use merge() instead")
     return params
 
 

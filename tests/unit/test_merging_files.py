@@ -206,6 +206,7 @@ def test_bad_per_model_numbers(ckpts, tmp_path, params, message):
     ("dare_ties", {"seed": 1.5}, "non-negative integer"),
     ("ties", {"normalize": "maybe"}, "true or false"),
     ("ties", {"trim_scope": "layer"}, "trim_scope"),
+    ("ties", {"trim_scope": "model"}, "whole model in memory"),
     ("pcb", {"clip": 0.7}, "clip must be in"),
     ("layer_swap", {"bottom": "two"}, "bottom must be a number"),
 ])
