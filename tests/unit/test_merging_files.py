@@ -404,3 +404,22 @@ def test_one_tensor_at_a_time(ckpts, tmp_path, monkeypatch):
                                                     {"model": str(p["b"]), "parameters": {"weight": 1.0}}]}
     merge_files(cfg, tmp_path / "out")
     assert peak[0] <= 3 and len(reads) == len(set(reads)) == 3 * len(SHAPES)
+
+
+def test_cli_slices_yaml(ckpts, tmp_path, capsys):
+    _, models, p = ckpts
+    cfg = tmp_path / "frankenmerge.yaml"
+    cfg.write_text(f"""merge_method: passthrough
+slices:
+  - sources: [{{model: {p['a']}, layer_range: [0, 2]}}]
+  - sources: [{{model: {p['b']}, layer_range: [0, 2]}}]
+dtype: bfloat16
+out_dtype: float32
+""")
+    assert main([str(cfg), str(tmp_path / "out"), "--quiet"]) == 0
+    got = load_dir(tmp_path / "out")
+    assert torch.equal(got["layers.3.w"], models[1]["layers.1.w"].bfloat16().float())
+    assert "passthrough: 8 tensors" in capsys.readouterr().out
+    cfg.write_text(cfg.read_text().replace("[0, 2]}}]\ndtype", "[0, 1]}}, {model: x, layer_range: [0, 2]}]\ndtype"))
+    assert main([str(cfg), str(tmp_path / "out2"), "--quiet"]) == 2
+    assert "different numbers of layers [1, 2]" in capsys.readouterr().err

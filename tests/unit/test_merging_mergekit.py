@@ -107,10 +107,10 @@ def configs(ck):
     return {
         "linear": {"merge_method": "linear", "models": models(ck, [{"weight": GRADIENT}, {"weight": 0.5}])},
         "task_arithmetic": {"merge_method": "task_arithmetic", "base_model": b, "models": models(ck, w2),
-                            "parameters": {"lambda": 0.8}},
+                            "parameters": {"lambda": [0.8, 1.2]}},
         "ties": {"merge_method": "ties", "base_model": b,
                  "models": models(ck, [{"weight": 1.0, "density": [0.3, 0.7]}, {"weight": 0.5, "density": 0.5}]),
-                 "parameters": {"normalize": True}},
+                 "parameters": {"normalize": [True, False]}},  # a boolean gradient picks, it does not blend
         "ties_filter": {"merge_method": "ties", "base_model": b, "models": models(ck, [
             {"weight": 1.0, "density": [{"filter": "mlp", "value": [0.2, 0.8]}, {"filter": "self_attn", "value": 0.4}]},
             {"weight": 1.0}]), "parameters": {"density": 0.6}},
