@@ -420,6 +420,6 @@ out_dtype: float32
     got = load_dir(tmp_path / "out")
     assert torch.equal(got["layers.3.w"], models[1]["layers.1.w"].bfloat16().float())
     assert "passthrough: 8 tensors" in capsys.readouterr().out
-    cfg.write_text(cfg.read_text().replace("[0, 2]}}]\ndtype", "[0, 1]}}, {model: x, layer_range: [0, 2]}]\ndtype"))
+    cfg.write_text(cfg.read_text().replace("[0, 2]}]\ndtype", "[0, 1]}, {model: x, layer_range: [0, 2]}]\ndtype"))
     assert main([str(cfg), str(tmp_path / "out2"), "--quiet"]) == 2
     assert "different numbers of layers [1, 2]" in capsys.readouterr().err
