@@ -235,8 +235,9 @@ def _renumber(name: str, layer: int, pattern: str = LAYER_PATTERN) -> str:
 
 
 def _is_pre(name: str) -> bool:
-    """Tensors outside the layers that come before them (mergekit's pre-weights: embeddings)."""
-    return "embed" in name or name.startswith(("wte.", "transformer.wte.", "word_embeddings"))
+    """Tensors outside the layers that come before them (mergekit's pre-weights: token and
+    position embeddings); the others (final norm, head) come after them."""
+    return any(part in name for part in ("embed", "wte", "wpe"))
 
 
 def _checked(key: str, value: Any, scopes: tuple[Mapping[str, Any] | None, ...], where: str, tensor: str) -> Any:
