@@ -2,10 +2,7 @@
 
 Every config runs through ``mergekit.merge.run_merge`` in-process (CPU, no lazy unpickling)
 and through ``nbsupport.merging.merge_files``; the written tensors are compared. float32:
-equal to 1e-6 (our methods accumulate in a different order than mergekit's in-place ops, and
-SLERP-family methods take trigonometric functions in float64 here, so bit-equality is not
-expected everywhere; measured: every tensor bit-equal except SLERP, Karcher and SCE, within
-5e-7). float16 / bfloat16 compute: mergekit runs every op in that dtype; we cast the inputs to
+bit-equal, except SLERP, Karcher and SCE, equal to 1e-6 (see ``ROUNDED``; measured 5e-7). float16 / bfloat16 compute: mergekit runs every op in that dtype; we cast the inputs to
 it (so the same inputs) and compute in float32, then cast. The results then differ where
 mergekit's half-precision arithmetic rounds (a task vector's difference, a sum), and a
 rounding can move an entry across TIES' trim threshold or arcee_fusion's importance cut (in
@@ -158,6 +155,12 @@ CASES = ["linear", "task_arithmetic", "ties", "ties_filter", "breadcrumbs", "bre
          "karcher", "sce", "arcee_fusion", "model_stock", "passthrough_slices", "slerp_slices", "ties_slices"]
 
 
+#: float32 results equal to 1e-6, not bit for bit: a few scalars are Python floats (float64)
+#: here where mergekit keeps float32 tensors: SLERP's angle and coefficients, Karcher's norms,
+#: SCE's per-model weights. All other methods are bit-equal.
+ROUNDED = {"slerp", "slerp_slices", "karcher", "sce"}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_float32_equals_mergekit(ck, tmp_path, case):
     cfg = {**configs(ck)[case], "dtype": "float32"}
@@ -166,7 +169,7 @@ def test_float32_equals_mergekit(ck, tmp_path, case):
     assert our_cfg["num_hidden_layers"] == mk_cfg["num_hidden_layers"]
     worst = max(float((ours[k] - mk[k]).abs().max()) for k in mk)
     assert all(ours[k].dtype == mk[k].dtype == torch.float32 for k in mk)
-    assert worst <= 1e-6, f"{case}: max |ours - mergekit| = {worst:.3g}"
+    assert worst <= (1e-6 if case in ROUNDED else 0.0), f"{case}: max |ours - mergekit| = {worst:.3g}"
 
 
 HALF = ["linear", "task_arithmetic", "ties", "ties_filter", "slerp", "nuslerp", "karcher", "sce", "arcee_fusion",
