@@ -9,6 +9,7 @@ and the range. ``check_finite`` rejects a tensor that holds NaN or inf.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from typing import Any
 
@@ -42,8 +43,9 @@ CHOICES = {"trim_scope": ("tensor", "model"), "tie_break": ("sort", "index"),
 
 
 def number(value: Any, name: str) -> float:
-    """``value`` as a finite float; numeric text (YAML reads ``1e-3`` as text) is accepted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    """``value`` as a finite float; NumPy scalars and numeric text (YAML reads ``1e-3`` as
+    text) are accepted."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):  # NumPy scalars are Real
         raise MergeError(f"{name} must be a number, got {value!r}")
     try:
         x = float(value)

@@ -219,10 +219,13 @@ def test_shared_parameters_in_range_for_every_method(ckpts, tmp_path, method, pa
 
 
 def test_check_parameters_parses_and_keeps_others():
+    import numpy as np
+
     from nbsupport.merging.validate import check_parameters
 
     got = check_parameters({"weight": ["0.5", 1], "t": 0, "seed": 3.0, "normalize": True, "other": "x"})
     assert got == {"weight": [0.5, 1.0], "t": 0.0, "seed": 3, "normalize": True, "other": "x"}
+    assert check_parameters({"bottom": np.int64(2), "density": np.float32(0.5)}) == {"bottom": 2, "density": 0.5}
 
 
 def test_nan_tensor_in_an_input_is_refused(ckpts, tmp_path):
