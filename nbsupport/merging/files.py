@@ -338,13 +338,16 @@ def merge_files(
         _check_same_names(ref, list(cks.values()))
     tensors = plan(cfg, {p: ck.names() for p, ck in cks.items()})
     method = cfg["method"]
+    layers = [v for v in (layer_of(k) for k in ref.names()) if v is not None]
     checked: set[str] = set()
     for t in tensors:
-        shapes = {cks[p].info(n)[1] for p, n in ((t.base,) if t.base else ()) + t.models}
-        if len(shapes) > 1:
-            raise MergeError(f"tensor {t.name!r}: the inputs have different shapes {sorted(shapes)}")
+        (p0, n0), *rest = ((t.base,) if t.base else ()) + t.models
+        for p, n in rest:
+            if cks[p].info(n)[1] != cks[p0].info(n0)[1]:
+                raise MergeError(f"{p}: tensor {n!r} has shape {cks[p].info(n)[1]}, {p0} has {cks[p0].info(n0)[1]} "
+                                 f"(for the output tensor {t.name!r})")
         if method == "layer_swap":
-            t.params["n_layers"] = max(v for v in (layer_of(k) for k in ref.names()) if v is not None) + 1
+            t.params["n_layers"] = max(layers) + 1 if layers else 0
         key = repr(sorted(t.params.items()))
         if key not in checked:  # a dry run on a tiny tensor catches bad parameters before writing
             checked.add(key)
