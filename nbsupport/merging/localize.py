@@ -2,7 +2,7 @@
 Fine-tuned Language Models", ICML).
 
 A *graft* keeps the pretrained weights everywhere except on a sparse region γ (a binary mask
-over the parameters), where it takes the fine-tuned values (the paper's Eq. 1):
+over the parameters), where it takes the fine-tuned values (the paper's §3):
 
     θ_graft(γ) = θ_pre + γ ⊙ (θ_ft − θ_pre).
 
@@ -12,11 +12,11 @@ The region is *learned*: a relaxed mask, the top-s movement mask γ_base (the s 
     γ(S) = γ_base + (1 − 2 γ_base) ⊙ σ(S),
 
 is trained by minimizing the task loss of θ_pre + γ(S) ⊙ (θ_ft − θ_pre) over S on the
-training data (Panigrahi et al. 2023, §3, Eq. 2 and their Algorithm: S starts at
+training data (Panigrahi et al. 2023, §3, as in the authors' code: S starts at
 U[0, 1) − sigmoid_bias, so σ(S) ≈ 0 and γ(S) ≈ γ_base), then rounded back to a binary region
 of the budget's size s: the s entries with the largest γ(S).
 
-- :func:`movement`, :func:`graft`: θ_ft − θ_pre and Eq. 1;
+- :func:`movement`, :func:`graft`: θ_ft − θ_pre and the graft;
 - :func:`top_movement_mask`: γ_base, over the whole model (not per tensor);
 - :func:`learn_mask`: the optimized region, trained with :func:`nbsupport.train.fit`;
 - :func:`mask_size`, :func:`jaccard`: the size of a region and the overlap of two regions.
@@ -68,7 +68,7 @@ def movement(base: State, finetuned: State) -> dict[str, torch.Tensor]:
 
 
 def graft(base: State, finetuned: State, mask: State) -> dict[str, torch.Tensor]:
-    """θ_pre + γ ⊙ (θ_ft − θ_pre) (Panigrahi et al. 2023, Eq. 1): the fine-tuned values where
+    """θ_pre + γ ⊙ (θ_ft − θ_pre) (Panigrahi et al. 2023, §3): the fine-tuned values where
     ``mask`` is true, the pretrained ones elsewhere; non-float entries are the base's."""
     keys = _check_pair(base, finetuned)
     _check_mask(mask, keys, base)
