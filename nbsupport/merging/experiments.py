@@ -7,8 +7,8 @@ fine-tunes get merged) and gives each task its own linear head:
   features of the frozen lower layers (:func:`nbsupport.models.classifiers.sentence_features`),
   text tasks from :mod:`nbsupport.data.tasks`; the pretrained base is the real model's layers.
 - ``family="cnn"``: :class:`~nbsupport.models.classifiers.SmallCNN` on derived MNIST-5k tasks;
-  the "pretrained" base is the CNN trained on digit classification on 1500 images held apart
-  from the task images.
+  the "pretrained" base is the CNN (``width`` times as many channels as the default) trained on
+  digit classification on 1500 images held apart from the task images.
 
 A task name ``"parent=class"`` is a balanced one-vs-rest split of a text task (``class``
 against the parent's other classes, drawn evenly), so a few corpora give many related tasks.
@@ -76,10 +76,10 @@ class Suite:
     """Tasks over a shared body; see the module docstring."""
 
     def __init__(self, family: str, tasks: list[str], n_train: int = 600, n_val: int = 150, n_test: int = 300,
-                 n_layers: int = 1, max_len: int = 24, seed: int = 0, pretrain_steps: int = 150):
+                 n_layers: int = 1, max_len: int = 24, seed: int = 0, pretrain_steps: int = 150, width: int = 1):
         if family not in ("sentence", "cnn"):
             raise ValueError(f"family must be 'sentence' or 'cnn', got {family!r}")
-        self.family, self.n_layers, self.seed = family, n_layers, seed
+        self.family, self.n_layers, self.seed, self.width = family, n_layers, seed, width
         self.tasks: list[SuiteTask] = []
         if family == "sentence":
             from nbsupport.models.classifiers import pretrained_top_layers, sentence_features
@@ -101,14 +101,14 @@ class Suite:
                                             *_split(t.images[rest], t.labels[rest], n_train, n_val, n_test, seed)))
             digits = task_data.mnist_task("digit")
             x, y = torch.from_numpy(digits.images[pre]), torch.from_numpy(digits.labels[pre]).long()
-            res = fit(lambda s: Classifier(SmallCNN(), 10), (x, y), steps=pretrain_steps, batch_size=64, lr=3e-3,
+            res = fit(lambda s: Classifier(self.body(), 10), (x, y), steps=pretrain_steps, batch_size=64, lr=3e-3,
                       loss=_loss, schedule=constant(max(1, pretrain_steps // 10)), seeds=[seed], workers=1,
                       progress=False)
             self._base = {k: v.detach().clone() for k, v in res.models[seed].body.state_dict().items()}
 
     # ------------------------------------------------------------ models
     def body(self) -> torch.nn.Module:
-        return SentenceBody(self.n_layers) if self.family == "sentence" else SmallCNN()
+        return SentenceBody(self.n_layers) if self.family == "sentence" else SmallCNN(width=self.width)
 
     def base(self) -> State:
         """The pretrained body."""

@@ -49,7 +49,7 @@ def test_task_vectors_and_interference(run_notebook):
 def test_fisher_and_layer_swapping(run_notebook):
     rec, claims = run_notebook("merging/03_fisher_and_layer_swapping.ipynb")
     claims_present(claims, ["fisher_beats_average", "layer_swap_beats_average", "layer_swap_beats_experts",
-                            "layer_swap_composes"])
+                            "layer_swap_composes", "larger_models_merge_better"])
     acc = rec["normalized_acc_test"]
     assert {"average", "Fisher", "best layer swap"} <= set(acc) and finite(acc)
     assert finite(rec["swap_val"]) and len(rec["swap_val"]) == 2 * 10
@@ -60,3 +60,6 @@ def test_fisher_and_layer_swapping(run_notebook):
     assert set(comp) == {"task expert", "language expert's body", "average", "best layer swap"}
     assert all(0 <= v <= 1 for v in comp.values()) and all(0 <= v <= 1 for v in rec["composition_own_acc"].values())
     assert all(len(v) == 3 for v in rec["composition_task_vector_norm_per_layer"].values())
+    gains, params = rec["model_size_gain_retained"], rec["model_size_parameters"]
+    assert set(gains) == set(params) and len(gains) >= 2 and finite(gains)
+    assert [params[w] for w in sorted(params, key=int)] == sorted(params.values())  # wider is bigger
