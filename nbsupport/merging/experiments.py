@@ -119,8 +119,11 @@ class Suite:
         torch.manual_seed(seed)
         return {k: v.detach().clone() for k, v in self.body().state_dict().items()}
 
-    def model(self, body: State, head: State | None, task: int) -> Classifier:
-        """Body + a linear head for ``task``; a new head (``head=None``) draws from torch's global generator."""
+    def model(self, body: State, head: State | None, task: int, head_seed: int | None = None) -> Classifier:
+        """Body + a linear head for ``task``; a new head (``head=None``) draws from torch's global
+        generator, reseeded with ``head_seed`` first when one is given."""
+        if head_seed is not None:
+            torch.manual_seed(head_seed)
         m = Classifier(self.body(), len(self.tasks[task].classes))
         m.body.load_state_dict(body)
         if head is not None:
