@@ -535,3 +535,24 @@ def _result(rows: list[dict], models: dict[int, nn.Module], states: dict[int, di
     first = ["seed", "step", "loss", "lr"]
     log = log[first + [c for c in log.columns if c not in first]]
     return Fit(log=log, models=models, mode=mode, eval_keys=tuple(eval_keys), optimizer_states=states)
+
+
+def fit_in_place(model: nn.Module, data: Sequence[torch.Tensor] | torch.Tensor | Sampler, *, seed: int = 0,
+                 **kwargs: Any) -> pd.DataFrame:
+    """One seed of :func:`fit` that trains ``model`` itself: it starts from the module's weights as
+    given (initialize it under ``torch.manual_seed(seed)`` as usual), data order and dropout derive
+    from ``seed`` as in :func:`fit`, the trained weights are copied back into ``model``, and the log
+    (one row per step, ``seed`` column included) is returned. Trains here (``workers=1``), on the
+    module's device unless ``device=`` says otherwise; the other keyword arguments are
+    :func:`fit`'s."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fit_in_place: model must be an nn.Module (trained in place), got {type(model).__name__}; "
+                        f"for a factory seed -> module use fit")
+    for key in ("seeds", "workers", "batched"):
+        if key in kwargs:
+            raise ValueError(f"fit_in_place trains one seed here: pass seed=, not {key}=; for several seeds use fit")
+    first = next(model.parameters(), None)
+    kwargs.setdefault("device", first.device if first is not None else None)
+    res = fit(model, data, seeds=[seed], workers=1, batched=False, **kwargs)
+    model.load_state_dict(res.models[seed].state_dict())
+    return res.log

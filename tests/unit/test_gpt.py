@@ -13,7 +13,7 @@ import torch
 from nbsupport import schedules
 from nbsupport.data.text import load_lines
 from nbsupport.models.gpt import GPT, GPTConfig, gpt_loss
-from nbsupport.train import train
+from nbsupport.train import fit_in_place
 from nbsupport.warmup.lm import (
     branch,
     corpora,
@@ -160,11 +160,10 @@ def test_config_validation():
 def test_trains_with_nbsupport_train():
     m = tiny()
     text = torch.arange(V).repeat(40)  # a periodic sequence is easy to learn
-    gen = torch.Generator().manual_seed(0)
-    from nbsupport.data.text import random_batches
+    from nbsupport.data.text import window_sampler
 
-    log = train(m, random_batches(text, 12, 8, gen), gpt_loss, torch.optim.AdamW(m.parameters(), lr=3e-3),
-                60, progress=False)
+    log = fit_in_place(m, window_sampler(text, 12, 8), seed=0, steps=60, loss=gpt_loss, optimizer="adamw", lr=3e-3,
+                       weight_decay=0.01, progress=False)
     assert {"ce", "max_attn_logit", "log_z"} <= set(log.columns)
     assert log["loss"].iloc[-5:].mean() < 0.5 * log["loss"].iloc[:5].mean()
     assert m.evaluate(text, batches=2, batch=4) == m.evaluate(text, batches=2, batch=4)

@@ -65,6 +65,23 @@ def test_a_module_instance_is_copied_per_seed_and_left_unchanged():
     assert res.models[0] is not net and not torch.equal(flat(res.models[0]), flat(res.models[1]))
 
 
+def test_fit_in_place_trains_the_module_itself_as_fit_trains_its_copy():
+    torch.manual_seed(2)
+    net = mlp(2)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    log = train.fit_in_place(net, (X, Y), seed=2, steps=6, batch_size=16, lr=1e-2, progress=False)
+    assert log.seed.tolist() == [2] * 6 and log.step.tolist() == list(range(1, 7))
+    twin = mlp(2)
+    twin.load_state_dict(start)
+    ref = train.fit(twin, (X, Y), seeds=[2], steps=6, batch_size=16, lr=1e-2, device="cpu", progress=False,
+                    workers=1)
+    assert torch.equal(flat(net), flat(ref.models[2])) and log.loss.tolist() == ref.log.loss.tolist()
+    with pytest.raises(ValueError, match="pass seed="):
+        train.fit_in_place(net, (X, Y), seeds=[0, 1], steps=1, batch_size=16)
+    with pytest.raises(TypeError, match="nn.Module"):
+        train.fit_in_place(mlp, (X, Y), steps=1, batch_size=16)
+
+
 def test_parallel_batched_and_sequential_give_the_same_parameters():
     kw = dict(seeds=[0, 1, 2], steps=8, grad_clip=0.5, schedule=schedules.cosine(2, 8), eval_fn=accuracy,
               eval_every=4)
