@@ -108,11 +108,12 @@ class _Run:
     callbacks: tuple[Callable[[int, dict], Any], ...]
     device: torch.device
     stop_on_nan: bool
-    starts: dict[int, int] = field(default_factory=dict)  # seed -> updates already done (continuing a Fit)
+    starts: dict[int, int] = field(default_factory=dict)  # seed -> updates already done (a Fit continued, start=)
     optimizer_states: dict[int, dict] = field(default_factory=dict)
+    eval_at: frozenset[int] = frozenset()  # global steps with an extra evaluation
 
     def eval_due(self, step: int, start: int = 0) -> bool:
-        return self.eval_fn is not None and (step == start + self.steps
+        return self.eval_fn is not None and (step == start + self.steps or step in self.eval_at
                                              or bool(self.eval_every and step % self.eval_every == 0))
 
 
@@ -390,8 +391,10 @@ def fit(
     grad_clip: float | None = None,
     eval_fn: Callable[[nn.Module], Mapping[str, Any]] | None = None,
     eval_every: int | None = None,
+    eval_at: Iterable[int] = (),
     callbacks: Iterable[Callable[[int, dict], Any]] = (),
     seeds: Iterable[int] | None = None,
+    start: int = 0,
     workers: int | None = None,
     batched: bool | None = None,
     device: str | torch.device | None = None,
@@ -427,11 +430,15 @@ def fit(
             (t counts from the updates already done when continuing a Fit).
         grad_clip: clip each seed's gradient to this global L2 norm (``clip_grad_norm_``).
         eval_fn: ``eval_fn(model) -> dict`` run in eval mode under ``no_grad`` every
-            ``eval_every`` steps and after the last step; its values join that step's row.
+            ``eval_every`` steps, after the (log) steps in ``eval_at`` and after the last
+            step; its values join that step's row.
         callbacks: ``cb(step, row)`` after each step, in the process that trains the seed.
         seeds: the int seeds, one run each (see the module docstring for what derives from
             the seed); ``range(SEEDS)`` in the notebooks. Default ``[0]``, or the seeds of
             the Fit being continued.
+        start: for a module or factory (not a Fit) that goes on from a run trained
+            elsewhere: the updates already done, so that log steps, ``schedule`` and the data
+            stream count on from there, as when continuing a Fit, with a fresh optimizer.
         workers: worker processes for several seeds on CPU (default
             :func:`nbsupport.train.default_workers`: ``$NBSUPPORT_WORKERS`` or the cores);
             1 trains the seeds here, one after another.
@@ -457,6 +464,13 @@ def fit(
     eval_every = _positive_int("eval_every", eval_every, allow_none=True)
     if eval_every is not None and eval_fn is None:
         raise ValueError("fit: eval_every needs an eval_fn(model) -> dict to run")
+    eval_at = frozenset(eval_at)
+    if eval_at and (eval_fn is None or not all(isinstance(t, Integral) and not isinstance(t, bool) for t in eval_at)):
+        raise ValueError("fit: eval_at is a collection of int steps and needs an eval_fn(model) -> dict to run")
+    if isinstance(start, bool) or not isinstance(start, Integral) or start < 0:
+        raise ValueError(f"fit: start must be a non-negative int (updates already done), got {start!r}")
+    if start and isinstance(model, Fit):
+        raise ValueError("fit: a Fit being continued counts its own updates; start= is for a module or factory")
     if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, Real) or not grad_clip > 0):
         raise ValueError(f"fit: grad_clip must be a positive number or None, got {grad_clip!r}")
     if isinstance(lr, bool) or not isinstance(lr, Real) or not lr >= 0:
@@ -473,9 +487,12 @@ def fit(
     run = _Run(model=_model_factory(model), sampler=_sampler(data, batch_size), loss=loss or cross_entropy_loss,
                steps=steps, make_optimizer=_optimizer(optimizer, float(lr), float(weight_decay), optimizer_kwargs),
                schedule=schedule, grad_clip=None if grad_clip is None else float(grad_clip), eval_fn=eval_fn,
-               eval_every=eval_every, callbacks=tuple(callbacks), device=dev, stop_on_nan=stop_on_nan)
+               eval_every=eval_every, callbacks=tuple(callbacks), device=dev, stop_on_nan=stop_on_nan,
+               eval_at=eval_at)
     if isinstance(model, Fit):
         run.starts, run.optimizer_states = _continued(model, seeds), model.optimizer_states
+    elif start:
+        run.starts = dict.fromkeys(seeds, int(start))
 
     auto = batched is None
     if auto:

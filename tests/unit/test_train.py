@@ -122,6 +122,38 @@ def test_eval_every_adds_eval_rows():
     assert res.log.acc.notna().sum() == 3
 
 
+def test_eval_at_adds_evaluations_at_those_steps():
+    res = quick(steps=10, eval_fn=accuracy, eval_every=4, eval_at=[1, 2, 4])
+    assert res.evals.step.tolist() == [1, 2, 4, 8, 10]
+    with pytest.raises(ValueError, match="eval_at"):
+        quick(eval_at=[3])
+
+
+def test_start_counts_steps_schedule_and_data_stream_on_with_a_fresh_optimizer():
+    seeds_seen = []
+
+    def sampler(step, generator):
+        seeds_seen.append((step, generator.initial_seed()))
+        return by_step(step, generator)
+
+    sched = schedules.cosine(2, 10)
+    torch.manual_seed(0)
+    net = mlp(0)
+    res = train.fit(net, sampler, steps=4, start=6, lr=0.05, schedule=sched, seeds=[0], device="cpu",
+                    progress=False, workers=1, eval_fn=accuracy, eval_at=[7])
+    assert res.log.step.tolist() == [7, 8, 9, 10] and res.evals.step.tolist() == [7, 10]
+    np.testing.assert_allclose(res.log.lr, 0.05 * sched(np.arange(6, 10)), rtol=1e-12)
+    assert seeds_seen == [(t, train.derived_seed(0, 1, 6)) for t in (7, 8, 9, 10)]
+    # a fresh optimizer: the same as a new run whose sampler and schedule are shifted by hand
+    ref = train.fit(net, lambda t, g: by_step(t + 6, g), steps=4, lr=0.05, schedule=lambda t: sched(t + 6),
+                    seeds=[0], device="cpu", progress=False, workers=1)
+    torch.testing.assert_close(flat(res.models[0]), flat(ref.models[0]))
+    with pytest.raises(ValueError, match="start"):
+        train.fit(res, by_step, steps=1, start=3, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="start must be"):
+        quick(start=-1)
+
+
 def test_sampler_data_gets_the_run_generator_and_metrics_are_logged():
     seen = {}
 
