@@ -3,10 +3,13 @@ SLERP and layer swapping on state dicts, and streaming merges of safetensors che
 
 ``merge(method, base, models, **params)`` follows mergekit's method of the same name (see
 :mod:`nbsupport.merging.methods` for the paper variants); ``merge_files(config, out_dir)``
-and ``python -m nbsupport.merging CONFIG.yaml OUT_DIR`` do the same from files on disk.
+and ``python -m nbsupport.merging CONFIG.yaml OUT_DIR`` do the same from files on disk, with
+mergekit's configs: gradients, filter lists, ``slices:``, ``dtype`` as the compute dtype
+(:mod:`nbsupport.merging.config`; docs/merging.md).
 """
 
-from nbsupport.merging.files import merge_files, parse_config
+from nbsupport.merging.config import parse_config
+from nbsupport.merging.files import merge_files
 from nbsupport.merging.fisher import fisher_diagonal
 from nbsupport.merging.methods import (
     METHODS,

@@ -7,12 +7,13 @@ import sys
 import time
 
 from nbsupport.merging.files import merge_files
-from nbsupport.merging.methods import MergeError
+from nbsupport.merging.validate import MergeError
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nbsupport.merging", description=__doc__)
-    ap.add_argument("config", help="mergekit-style YAML (merge_method, base_model, models, parameters, dtype)")
+    ap.add_argument("config", help="mergekit YAML: merge_method, base_model, models or slices, parameters (scalars, "
+                    "gradients, filter lists), dtype (compute), out_dtype (written); see docs/merging.md")
     ap.add_argument("out_dir", help="output folder (sharded safetensors + index JSON)")
     ap.add_argument("--max-shard-size", default="2GB", help="shard size, e.g. 2GB or 500MB (default 2GB)")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty out_dir")

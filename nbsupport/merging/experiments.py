@@ -7,16 +7,22 @@ fine-tunes get merged) and gives each task its own linear head:
   features of the frozen lower layers (:func:`nbsupport.models.classifiers.sentence_features`),
   text tasks from :mod:`nbsupport.data.tasks`; the pretrained base is the real model's layers.
 - ``family="cnn"``: :class:`~nbsupport.models.classifiers.SmallCNN` on derived MNIST-5k tasks;
-  the "pretrained" base is the CNN trained on digit classification on 1500 images held apart
-  from the task images.
+  the "pretrained" base is the CNN (``width`` times as many channels as the default) trained on
+  digit classification on 1500 images held apart from the task images.
 
-Fine-tuning (:meth:`Suite.finetune`) trains body and head with AdamW; evaluation
+A task name ``"parent=class"`` is a balanced one-vs-rest split of a text task (``class``
+against the parent's other classes, drawn evenly), so a few corpora give many related tasks.
+
+Fine-tuning (:meth:`Suite.finetune`) trains body and head with AdamW through
+:func:`nbsupport.train.fit` (one int seed sets the head's initialization and the data order);
+evaluation
 (:meth:`Suite.evaluate`) takes a body state dict and a head state dict, so merged bodies are
 evaluated with each task's own head.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +32,8 @@ from torch.nn import functional as F
 from nbsupport.data import tasks as task_data
 from nbsupport.merging.fisher import fisher_diagonal
 from nbsupport.models.classifiers import Classifier, SentenceBody, SmallCNN
-from nbsupport.train import train
+from nbsupport.schedules import constant
+from nbsupport.train import fit
 
 State = dict[str, torch.Tensor]
 
@@ -69,17 +76,18 @@ class Suite:
     """Tasks over a shared body; see the module docstring."""
 
     def __init__(self, family: str, tasks: list[str], n_train: int = 600, n_val: int = 150, n_test: int = 300,
-                 n_layers: int = 1, max_len: int = 24, seed: int = 0, pretrain_steps: int = 150):
+                 n_layers: int = 1, max_len: int = 24, seed: int = 0, pretrain_steps: int = 150, width: int = 1):
         if family not in ("sentence", "cnn"):
             raise ValueError(f"family must be 'sentence' or 'cnn', got {family!r}")
-        self.family, self.n_layers, self.seed = family, n_layers, seed
+        self.family, self.n_layers, self.seed, self.width = family, n_layers, seed, width
         self.tasks: list[SuiteTask] = []
         if family == "sentence":
             from nbsupport.models.classifiers import pretrained_top_layers, sentence_features
 
             total = n_train + n_val + n_test
             for name in tasks:
-                t = task_data.text_task(name, n_per_class=-(-total // len(task_data._pools(name))) + 1, seed=seed)
+                t = one_vs_rest(name, total, seed) if "=" in name else task_data.text_task(
+                    name, n_per_class=-(-total // len(task_data._pools(name))) + 1, seed=seed)
                 x = sentence_features(t.texts, n_layers, max_len, cache_key=f"{name}-{seed}")
                 self.tasks.append(SuiteTask(name, t.classes, *_split(x, t.labels, n_train, n_val, n_test, seed)))
             self._base = pretrained_top_layers(n_layers)
@@ -92,15 +100,15 @@ class Suite:
                 self.tasks.append(SuiteTask(name, t.classes,
                                             *_split(t.images[rest], t.labels[rest], n_train, n_val, n_test, seed)))
             digits = task_data.mnist_task("digit")
-            torch.manual_seed(seed)
-            model = Classifier(SmallCNN(), 10)
-            x, y = torch.from_numpy(digits.images[pre]), torch.from_numpy(digits.labels[pre])
-            self._fit(model, Split(x, y), [{"params": model.parameters(), "lr": 3e-3}], pretrain_steps, 64, seed)
-            self._base = {k: v.detach().clone() for k, v in model.body.state_dict().items()}
+            x, y = torch.from_numpy(digits.images[pre]), torch.from_numpy(digits.labels[pre]).long()
+            res = fit(lambda s: Classifier(self.body(), 10), (x, y), steps=pretrain_steps, batch_size=64, lr=3e-3,
+                      loss=_loss, schedule=constant(max(1, pretrain_steps // 10)), seeds=[seed], workers=1,
+                      progress=False)
+            self._base = {k: v.detach().clone() for k, v in res.models[seed].body.state_dict().items()}
 
     # ------------------------------------------------------------ models
     def body(self) -> torch.nn.Module:
-        return SentenceBody(self.n_layers) if self.family == "sentence" else SmallCNN()
+        return SentenceBody(self.n_layers) if self.family == "sentence" else SmallCNN(width=self.width)
 
     def base(self) -> State:
         """The pretrained body."""
@@ -111,8 +119,11 @@ class Suite:
         torch.manual_seed(seed)
         return {k: v.detach().clone() for k, v in self.body().state_dict().items()}
 
-    def model(self, body: State, head: State | None, task: int, head_seed: int = 0) -> Classifier:
-        torch.manual_seed(head_seed)
+    def model(self, body: State, head: State | None, task: int, head_seed: int | None = None) -> Classifier:
+        """Body + a linear head for ``task``; a new head (``head=None``) draws from torch's global
+        generator, reseeded with ``head_seed`` first when one is given."""
+        if head_seed is not None:
+            torch.manual_seed(head_seed)
         m = Classifier(self.body(), len(self.tasks[task].classes))
         m.body.load_state_dict(body)
         if head is not None:
@@ -120,32 +131,79 @@ class Suite:
         return m
 
     # ------------------------------------------------------------ training and evaluation
-    @staticmethod
-    def _fit(model, data: Split, groups, steps: int, batch: int, seed: int):
-        """AdamW over ``groups`` (param groups with their lr), linear warmup over 10% of the steps."""
-        g = torch.Generator().manual_seed(seed)
-
-        def batches():
-            while True:
-                perm = torch.randperm(len(data.y), generator=g)
-                for s in range(0, len(perm) - batch + 1, batch):
-                    idx = perm[s:s + batch]
-                    yield data.x[idx].float(), data.y[idx]
-
-        opt = torch.optim.AdamW(groups, weight_decay=0.0)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
-        return train(model, batches(), lambda m, b: F.cross_entropy(m(b[0]), b[1]), opt, steps,
-                     scheduler=sched, progress=False)
+    def new_head(self, task: int, seed: int) -> State:
+        """A freshly initialized head for ``task`` drawn from ``seed`` (torch's global generator untouched)."""
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return {k: v.detach().clone() for k, v in self.model(self._base, None, task).head.state_dict().items()}
 
     def finetune(self, task: int, body: State, lr: float = 1e-4, steps: int = 60, batch: int = 32,
-                 seed: int = 0, head_seed: int = 0, head_lr: float | None = None) -> Expert:
-        """Fine-tune body + a new head (initialized from ``head_seed``) on ``task``'s training split."""
-        m = self.model(body, None, task, head_seed)
-        groups = [{"params": m.body.parameters(), "lr": lr},
-                  {"params": m.head.parameters(), "lr": head_lr if head_lr is not None else max(lr, 1e-3)}]
-        self._fit(m, self.tasks[task].train, groups, steps, batch, seed)
+                 seed: int = 0, head_lr: float | None = None, head: State | None = None) -> Expert:
+        """Fine-tune body + head on ``task`` with AdamW (no weight decay, linear warmup over 10 % of
+        the steps) through :func:`nbsupport.train.fit`; ``seed`` sets the minibatch order and the
+        head's initialization (unless ``head`` gives the starting head, e.g. :meth:`new_head` shared
+        by the ingredients of a soup), so two arms with one seed draw the same."""
+        data = self.tasks[task].train
+        head_lr = head_lr if head_lr is not None else max(lr, 1e-3)
+
+        def optimizer(m: Classifier) -> torch.optim.Optimizer:
+            return torch.optim.AdamW([{"params": m.body.parameters(), "lr": lr},
+                                      {"params": m.head.parameters(), "lr": head_lr}], weight_decay=0.0)
+
+        res = fit(lambda s: self.model(body, head, task), (data.x, data.y), steps=steps, batch_size=batch,
+                  loss=_loss, optimizer=optimizer, schedule=constant(max(1, steps // 10)), seeds=[seed],
+                  workers=1, progress=False)
+        m = res.models[seed]
         return Expert(task, {k: v.detach().clone() for k, v in m.body.state_dict().items()},
                       {k: v.detach().clone() for k, v in m.head.state_dict().items()})
+
+    def multitask(self, tasks: list[int], body: State, lr: float = 1e-4, steps: int = 200, batch: int = 32,
+                  seed: int = 0) -> State:
+        """The body trained jointly on ``tasks`` (one head each, every step one minibatch of each
+        task, losses summed) through :func:`nbsupport.train.fit`: a multitask-pretrained base."""
+        sizes = [len(self.tasks[t].classes) for t in tasks]
+
+        def make(s: int) -> torch.nn.Module:
+            m = torch.nn.Module()
+            m.body = self.body()
+            m.body.load_state_dict(body)
+            m.heads = torch.nn.ModuleList([torch.nn.Linear(m.body.dim, c) for c in sizes])
+            return m
+
+        def sample(step: int, g: torch.Generator):
+            out = []
+            for t in tasks:
+                d = self.tasks[t].train
+                idx = torch.randint(len(d.y), (batch,), generator=g)
+                out.append((d.x[idx], d.y[idx]))
+            return out
+
+        def loss(m, batches):
+            return sum(F.cross_entropy(h(m.body(x.float())), y) for h, (x, y) in zip(m.heads, batches, strict=True))
+
+        res = fit(make, sample, steps=steps, loss=loss, lr=lr, schedule=constant(max(1, steps // 10)), seeds=[seed],
+                  workers=1, progress=False)
+        return {k: v.detach().clone() for k, v in res.models[seed].body.state_dict().items()}
+
+    @torch.no_grad()
+    def embed(self, body: State, task: int, split: str, batch: int = 256) -> torch.Tensor:
+        """The body's (n, d) outputs on one split of ``task`` (features for a linear probe)."""
+        m = self.body()
+        m.load_state_dict(body)
+        m.eval()
+        x = getattr(self.tasks[task], split).x
+        return torch.cat([m(x[s:s + batch].float()) for s in range(0, len(x), batch)])
+
+    def probe(self, body: State, task: int, steps: int = 300, lr: float = 1e-2, seed: int = 0) -> float:
+        """Test accuracy of a linear probe (full-batch AdamW through :func:`nbsupport.train.fit`)
+        trained on the frozen ``body``'s outputs for ``task``'s training split."""
+        x, y = self.embed(body, task, "train"), self.tasks[task].train.y
+        mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
+        res = fit(lambda s: torch.nn.Linear(x.shape[1], len(self.tasks[task].classes)), ((x - mean) / std, y),
+                  steps=steps, batch_size=len(y), lr=lr, seeds=[seed], workers=1, progress=False)
+        with torch.no_grad():
+            logits = res.models[seed]((self.embed(body, task, "test") - mean) / std)
+        return score_logits(logits, self.tasks[task].test.y)["acc"]
 
     @torch.no_grad()
     def logits(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> torch.Tensor:
@@ -165,6 +223,30 @@ class Suite:
         x = self.tasks[expert.task].train.x[:n_examples].float()
         f = fisher_diagonal(m, [x[s:s + batch] for s in range(0, len(x), batch)])
         return {k.removeprefix("body."): v for k, v in f.items()}
+
+
+def _loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return F.cross_entropy(model(x.float()), y)
+
+
+def one_vs_rest(name: str, total: int, seed: int = 0) -> task_data.TextTask:
+    """A balanced binary text task ``"parent=class"``: half ``class``, half the parent task's other
+    classes in equal shares (fewer when a pool runs short); label 1 is ``class``."""
+    parent, _, positive = name.partition("=")
+    pools = task_data._pools(parent)
+    if positive not in pools:
+        raise ValueError(f"one-vs-rest task {name!r}: {positive!r} is not a class of {parent!r}; choose from {list(pools)}")
+    rest = [c for c in pools if c != positive]
+    n_pos = min(-(-total // 2), len(pools[positive]))
+    t = task_data.text_task(parent, n_per_class=max(n_pos, -(-n_pos // len(rest))), seed=seed)
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    pos = [i for i, y in enumerate(t.labels) if t.classes[y] == positive][:n_pos]
+    neg = [i for c in rest for i in [j for j, y in enumerate(t.labels) if t.classes[y] == c][:-(-n_pos // len(rest))]]
+    neg = list(rng.permutation(neg)[:n_pos])
+    order = rng.permutation(pos + neg)
+    return task_data.TextTask(name, ["rest", positive], [t.texts[i] for i in order],
+                              np.array([int(t.classes[t.labels[i]] == positive) for i in order]))
 
 
 def score_logits(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

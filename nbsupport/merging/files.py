@@ -16,9 +16,13 @@ The YAML (or dict) follows mergekit::
       - model: path/to/a
         parameters: {weight: 0.5, density: 0.5}
       - model: path/to/b
-        parameters: {weight: 0.5, density: 0.5}
+        parameters: {weight: 0.5, density: [0.3, 0.7]}   # a gradient over the layers
     parameters: {normalize: true, lambda: 1.0}   # shared, and defaults for per-model ones
-    dtype: float32                    # output dtype (out_dtype also accepted)
+    dtype: float16                    # compute dtype: inputs are cast to it before merging
+    out_dtype: float32                # written dtype (default: dtype)
+
+``slices:`` configs, gradients and filter lists are described in
+:mod:`nbsupport.merging.config` and :mod:`nbsupport.merging.settings`.
 """
 
 from __future__ import annotations
@@ -35,19 +39,11 @@ from typing import Any
 
 import psutil
 import torch
-import yaml
 
 from nbsupport.atomic import current_umask
-from nbsupport.merging.methods import (
-    GTA,
-    LAYER_PATTERN,
-    METHODS,
-    NEEDS_BASE,
-    MergeError,
-    layer_of,
-    merge,
-)
-from nbsupport.merging.validate import check_finite, check_parameters, number
+from nbsupport.merging.config import out_layers, parse_config, plan
+from nbsupport.merging.methods import layer_of, merge
+from nbsupport.merging.validate import MergeError, check_finite
 
 DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -55,11 +51,6 @@ DTYPES = {
     "BOOL": torch.bool,
 }
 CODES = {v: k for k, v in DTYPES.items()}
-NAMED_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-                "float64": torch.float64, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PER_MODEL = ("weight", "density", "gamma")
-TOP_KEYS = {"models", "base_model", "merge_method", "parameters", "dtype", "out_dtype", "name",
-            "tokenizer_source", "tokenizer", "chat_template"}
 COPY_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
               "special_tokens_map.json", "tokenizer.model", "vocab.json", "vocab.txt", "merges.txt")
 
@@ -235,101 +226,7 @@ class ShardWriter:
         self.f.close()
 
 
-# ---------------------------------------------------------------- config
-def load_config(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
-    """The config as a dict and the folder relative paths are resolved against."""
-    if isinstance(config, Mapping):
-        return dict(config), Path.cwd()
-    p = Path(config)
-    if not p.is_file():
-        raise MergeError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise MergeError(f"{p} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
-    except UnicodeDecodeError:
-        raise MergeError(f"{p} is not a text file (UTF-8 YAML expected)") from None
-    if not isinstance(data, dict):
-        raise MergeError(f"{p}: expected a mapping at the top level")
-    return data, p.parent
-
-
-def _resolve(ref: Any, root: Path) -> Path:
-    if isinstance(ref, Mapping):  # mergekit also allows {model: path}
-        ref = ref.get("model", ref.get("path"))
-    if not isinstance(ref, (str, Path)) or not str(ref):
-        raise MergeError(f"a model must be given as a path (or {{model: PATH}}), got {ref!r}")
-    p = Path(str(ref))
-    if not p.is_absolute() and not p.exists() and (root / p).exists():
-        p = root / p
-    return p
-
-
-def _scalar(v: Any, where: str) -> Any:
-    if isinstance(v, (list, tuple, Mapping)):
-        raise MergeError(f"{where}: per-layer gradients and filters are not supported; give a number")
-    return v
-
-
-def parse_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a mergekit-style config: method, paths, per-model and shared parameters."""
-    cfg, root = load_config(config)
-    unknown = set(cfg) - TOP_KEYS
-    if "slices" in cfg:
-        raise MergeError("'slices' configs are not supported; list whole models under 'models'")
-    if unknown:
-        raise MergeError(f"unknown config keys {sorted(unknown)}")
-    method = cfg.get("merge_method")
-    if method not in METHODS:
-        raise MergeError(f"merge_method {method!r} is not one of {', '.join(METHODS)}")
-    if method == "fisher":
-        raise MergeError("fisher merging needs Fisher tensors; use nbsupport.merging.merge(..., fishers=...)")
-    base = _resolve(cfg["base_model"], root) if cfg.get("base_model") else None
-    if method in NEEDS_BASE and base is None:
-        raise MergeError(f"merge_method {method!r} needs base_model")
-    shared = {k: _scalar(v, f"parameters.{k}") for k, v in _mapping(cfg.get("parameters"), "parameters").items()}
-    if shared.get("trim_scope", "tensor") != "tensor":
-        raise MergeError("trim_scope='model' needs the whole model in memory; use merge() instead")
-    entries = cfg.get("models") or []
-    if not isinstance(entries, list):
-        raise MergeError("models must be a list of entries like {model: PATH, parameters: {weight: 1.0}}")
-    if not entries:
-        raise MergeError("config lists no models")
-    models, per = [], {k: [] for k in PER_MODEL}
-    for e in entries:
-        path = _resolve(e, root)
-        if base is not None and path.resolve() == base.resolve():
-            continue  # mergekit lets the base appear among the models
-        params = _mapping(e.get("parameters"), f"{path}: parameters") if isinstance(e, Mapping) else {}
-        models.append(path)
-        for k in PER_MODEL:
-            v = params.get(k, shared.get(k))
-            per[k].append(None if v is None else number(_scalar(v, f"{path}: {k}"), f"{path}: {k}"))
-    params = {k: v for k, v in shared.items() if k not in PER_MODEL}
-    for k, vals in per.items():
-        if any(v is not None for v in vals):
-            if k == "weight" and any(v is None for v in vals) and method in GTA:
-                raise MergeError(f"every model needs a weight for {method!r} (as in mergekit)")
-            default = {"weight": 1.0, "density": 1.0, "gamma": 0.01}[k]
-            params[k] = [default if v is None else v for v in vals]
-    params = check_parameters(params)
-    dtype = cfg.get("out_dtype") or cfg.get("dtype")
-    if dtype is not None and dtype not in NAMED_DTYPES:
-        raise MergeError(f"dtype {dtype!r} is not one of {', '.join(NAMED_DTYPES)}")
-    return {"method": method, "base": base, "models": models, "params": params,
-            "dtype": NAMED_DTYPES.get(dtype) if dtype else None}
-
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise MergeError(f"{where} must be a mapping like {{weight: 0.5}}, got {value!r}")
-    return value
-
-
+# ---------------------------------------------------------------- output
 def parse_size(size: int | str) -> int:
     """``2GB``, ``500MB``, ``64KB`` or a byte count -> bytes (decimal units, as mergekit)."""
     s = str(size).strip().upper().removesuffix("B")
@@ -378,6 +275,38 @@ def _hidden_dir(out_dir: Path, kind: str) -> Path:
 
 
 # ---------------------------------------------------------------- merge_files
+def _n_layers_key(config: dict[str, Any]) -> str | None:
+    return next((k for k in ("num_hidden_layers", "n_layer", "num_layers") if k in config), None)
+
+
+def _write_model_config(src: Path, tmp: Path, layers: int | None, dtype: torch.dtype | None) -> None:
+    """``config.json`` of ``src`` with mergekit's edits: the layer count of a ``slices:`` merge
+    and the written dtype; copied as it is when neither applies."""
+    if not (src / "config.json").exists():
+        return
+    if layers is None and dtype is None:
+        shutil.copy2(src / "config.json", tmp / "config.json")
+        return
+    try:
+        config = json.loads((src / "config.json").read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise MergeError(f"{src / 'config.json'} is not JSON: fix it or remove it") from None
+    if layers is not None:
+        config[_n_layers_key(config) or "num_hidden_layers"] = layers
+    if dtype is not None:  # "dtype" (transformers >= 5, as mergekit writes); "torch_dtype" kept in step
+        for key in ("dtype", *(("torch_dtype",) if "torch_dtype" in config else ())):
+            config[key] = str(dtype).removeprefix("torch.")
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def _check_same_names(ref: Checkpoint, cks: list[Checkpoint]) -> None:
+    names = ref.names()
+    for ck in cks:
+        if set(ck.names()) != set(names):
+            diff = sorted(set(names) ^ set(ck.names()))
+            raise MergeError(f"{ck.path}: tensor names differ from {ref.path}: {diff[:5]}")
+
+
 def merge_files(
     config: str | Path | Mapping[str, Any],
     out_dir: str | Path,
@@ -388,42 +317,59 @@ def merge_files(
 ) -> dict[str, Any]:
     """Merge safetensors checkpoints one tensor at a time; returns a summary dict.
 
+    Accepts mergekit's ``models:`` and ``slices:`` configs, parameters as scalars, gradients
+    over the layers and filter lists (:mod:`nbsupport.merging.config`). Floating-point inputs
+    are cast to ``dtype`` (the compute dtype) before the method runs; the result is written in
+    ``out_dtype`` (default: ``dtype``; without either, the inputs' dtype), as mergekit does.
     Writes ``model-0000i-of-0000n.safetensors`` plus ``model.safetensors.index.json`` (and
-    copies ``config.json`` / tokenizer files from the base) into ``out_dir``. Raises
-    :class:`MergeError` before writing anything when names, shapes or parameters do not fit.
+    ``config.json`` / tokenizer files from the base or the first model; a ``slices:`` merge
+    gets its layer count) into ``out_dir``. Raises :class:`MergeError` before writing
+    anything when names, shapes, layer ranges or parameters do not fit.
     """
     cfg = parse_config(config)
     shard_bytes = parse_size(max_shard_size)
     out_dir = Path(out_dir)
-    check_output(out_dir, cfg["models"] + ([cfg["base"]] if cfg["base"] is not None else []), overwrite)
-    base = Checkpoint(cfg["base"]) if cfg["base"] is not None else None
-    models = [Checkpoint(p) for p in cfg["models"]]
-    ref = base or models[0]
-    names = ref.names()
-    for ck in models + ([base] if base else []):
-        if set(ck.names()) != set(names):
-            diff = sorted(set(names) ^ set(ck.names()))
-            raise MergeError(f"{ck.path}: tensor names differ from {ref.path}: {diff[:5]}")
-        for k in names:
-            if ck.info(k)[1] != ref.info(k)[1]:
-                raise MergeError(f"{ck.path}: tensor {k!r} has shape {ck.info(k)[1]}, {ref.path} has {ref.info(k)[1]}")
-    params = dict(cfg["params"])
-    if impl:
-        params["impl"] = impl
-    if cfg["method"] == "layer_swap":
-        pattern = params.get("layer_pattern", LAYER_PATTERN)
-        layers = [v for v in (layer_of(k, pattern) for k in names) if v is not None]
-        params["n_layers"] = max(layers) + 1 if layers else 0
-    # a dry run of the method on the first tensor's metadata catches bad parameters early
-    if cfg["method"] != "layer_swap":
-        merge(cfg["method"], {"x": torch.zeros(2)} if base else None, [{"x": torch.zeros(2)}] * len(models),
-              **{k: v for k, v in params.items() if k != "impl"})
+    paths = {s.path for sl in cfg["slices"] for s in ((sl.base,) if sl.base else ()) + sl.sources}
+    check_output(out_dir, sorted(paths), overwrite)
+    cks = {p: Checkpoint(p) for p in sorted(paths)}
+    first = cfg["slices"][0].base or cfg["slices"][0].sources[0]
+    ref = cks[first.path]
+    if cfg["mode"] == "models":
+        _check_same_names(ref, list(cks.values()))
+    tensors = plan(cfg, {p: ck.names() for p, ck in cks.items()})
+    method = cfg["method"]
+    layers = [v for v in (layer_of(k) for k in ref.names()) if v is not None]
+    checked: set[str] = set()
+    for t in tensors:
+        (p0, n0), *rest = ((t.base,) if t.base else ()) + t.models
+        for p, n in rest:
+            if cks[p].info(n)[1] != cks[p0].info(n0)[1]:
+                raise MergeError(f"{p}: tensor {n!r} has shape {cks[p].info(n)[1]}, {p0} has {cks[p0].info(n0)[1]} "
+                                 f"(for the output tensor {t.name!r})")
+        if method == "layer_swap":
+            t.params["n_layers"] = max(layers) + 1 if layers else 0
+        key = repr(sorted(t.params.items()))
+        if key not in checked:  # a dry run on a tiny tensor catches bad parameters before writing
+            checked.add(key)
+            x = {"x": torch.zeros(2)}
+            try:
+                merge(method, x if t.base else None, [x] * len(t.models), **t.params)
+            except MergeError as exc:
+                raise MergeError(f"tensor {t.name!r}: {exc}") from None
+        if impl:
+            t.params["impl"] = impl
 
-    def out_dtype(k: str) -> torch.dtype:
-        dt = ref.info(k)[0]
-        return cfg["dtype"] if cfg["dtype"] is not None and dt.is_floating_point else dt
+    def out_dtype(p: Path, n: str) -> torch.dtype:
+        dt = cks[p].info(n)[0]
+        want = cfg["out_dtype"] or cfg["dtype"]
+        return want if want is not None and dt.is_floating_point else dt
 
-    specs = [(k, out_dtype(k), ref.info(k)[1]) for k in names]
+    def read(p: Path, n: str) -> torch.Tensor:
+        x = check_finite(cks[p].read(n), f"{p}: tensor {n!r}")
+        return x.to(cfg["dtype"]) if cfg["dtype"] is not None and x.is_floating_point() else x
+
+    lead = [t.base or t.models[0] for t in tensors]
+    specs = [(t.name, out_dtype(*src), cks[src[0]].info(src[1])[1]) for t, src in zip(tensors, lead, strict=True)]
     shards = plan_shards(specs, shard_bytes)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -435,28 +381,29 @@ def merge_files(
     try:
         from nbsupport.progress import progress as tqdm
 
-        bar = tqdm(total=len(names), desc=f"merge {cfg['method']}", disable=not progress)
+        bar = tqdm(total=len(tensors), desc=f"merge {method}", disable=not progress)
         for si, idx in enumerate(shards):
             fname = f"model-{si + 1:05d}-of-{len(shards):05d}.safetensors"
             w = ShardWriter(tmp / fname, [specs[i] for i in idx])
             for i in idx:
-                k, dt, _ = specs[i]
-                b = {k: check_finite(base.read(k), f"{base.path}: tensor {k!r}")} if base else None
-                ms = [{k: check_finite(m.read(k), f"{m.path}: tensor {k!r}")} for m in models]
-                t = check_finite(merge(cfg["method"], b, ms, **params)[k].to(dt),
-                                 f"the merged tensor {k!r} (overflow in {dt}?)")
+                t, (k, dt, _) = tensors[i], specs[i]
+                b = {k: read(*t.base)} if t.base else None
+                ms = [{k: read(*m)} for m in t.models]
+                merged = check_finite(merge(method, b, ms, **t.params)[k].to(dt),
+                                      f"the merged tensor {k!r} (overflow in {dt}?)")
                 del b, ms
-                w.write(k, t)
+                w.write(k, merged)
                 weight_map[k] = fname
-                total += _nbytes(dt, tuple(t.shape))
+                total += _nbytes(dt, tuple(merged.shape))
                 bar.update()
             w.close()
         bar.close()
         (tmp / "model.safetensors.index.json").write_text(
             json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
         src = ref.path if ref.path.is_dir() else ref.path.parent
+        _write_model_config(src, tmp, out_layers(cfg), cfg["out_dtype"] or cfg["dtype"])
         for f in COPY_FILES:
-            if (src / f).exists():
+            if f != "config.json" and (src / f).exists():
                 shutil.copy2(src / f, tmp / f)
         if out_dir.exists():
             old = _hidden_dir(out_dir, "old")
@@ -468,5 +415,5 @@ def merge_files(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return {"method": cfg["method"], "out_dir": str(out_dir), "tensors": len(names), "shards": len(shards),
+    return {"method": method, "out_dir": str(out_dir), "tensors": len(tensors), "shards": len(shards),
             "bytes": total}

@@ -47,6 +47,7 @@ from nbsupport.merging.selection import (
     select,
     stream_seeds,
 )
+from nbsupport.merging.validate import MergeError, check_parameters
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -61,10 +62,6 @@ GTA = {
     "della": ("della_magprune", "sum", True, True),
     "della_linear": ("della_magprune", None, False, True),
 }
-
-
-class MergeError(ValueError):
-    """A merge that cannot run: names, shapes, parameters or inputs do not fit."""
 
 
 # ---------------------------------------------------------------- checks and helpers
@@ -539,6 +536,15 @@ def _slerp(x: Inputs) -> dict[str, torch.Tensor]:
     return {k: slerp_tensor(t, x.base[k], x.models[0][k]) for k in x.floats}
 
 
+def _passthrough(x: Inputs) -> dict[str, torch.Tensor]:
+    """mergekit's ``passthrough``: the one model's tensor, times ``scale`` if given."""
+    m, scale = x.models[0], x.params.get("scale")
+    if scale is None:
+        return {k: m[k].clone() for k in x.floats}
+    s = per_model(scale, 1, "scale")[0]
+    return {k: m[k] * s for k in x.floats}
+
+
 def _layer_swap(x: Inputs) -> dict[str, torch.Tensor]:
     p = x.params
     pattern = p.get("layer_pattern", LAYER_PATTERN)
@@ -576,6 +582,8 @@ REGISTRY: dict[str, MergeMethod] = {m.name: m for m in [
     MergeMethod("slerp", ("t",), True, _slerp, models=(1, 1), doc="the base and ONE model"),
     MergeMethod("nuslerp", ("weight", "nuslerp_row_wise", "nuslerp_flatten"), False, _nuslerp, models=(2, 2),
                 doc="two models, t = w₂/(w₁+w₂); with a base, their task vectors"),
+    MergeMethod("passthrough", ("scale",), False, _passthrough, models=(1, 1),
+                doc="ONE model, copied (times scale); with slices, a frankenmerge"),
     MergeMethod("layer_swap", ("bottom", "top", "blend", "layer_pattern", "n_layers"), False, _layer_swap,
                 models=(2, 2), doc="(host, donor)"),
 ]}
@@ -608,7 +616,8 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     ratio r, ``lambda``), ``sce`` (``select_topk``), ``fisher`` (``fishers``: one diagonal
     Fisher dict per model, ``weight`` = λᵢ), ``model_stock`` (≥ 2 models), ``karcher`` (the
     Karcher mean of directions; base unused), ``slerp`` (one model, ``t``), ``nuslerp`` (two
-    models, optional base), ``arcee_fusion`` (one model), ``layer_swap`` (two models: the host
+    models, optional base), ``arcee_fusion`` (one model), ``passthrough`` (one model, optional
+    ``scale``), ``layer_swap`` (two models: the host
     gives the middle layers and everything outside layers, the donor its ``bottom`` and
     ``top`` layers, ``blend``). A parameter the method does not take is an error naming the
     ones it does. Non-floating tensors (counters, ids) are copied from the base (or the first
@@ -617,7 +626,7 @@ def merge(method: str, base: StateDict | None, models: Sequence[StateDict], **pa
     spec = REGISTRY.get(method)
     if spec is None:
         raise MergeError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
-    params = _check_params(spec, params)
+    params = check_parameters(_check_params(spec, params))
     if spec.needs_base and base is None:
         raise MergeError(f"merge method {method!r} needs a base model")
     models = list(models)

@@ -9,14 +9,18 @@ and the range. ``check_finite`` rejects a tensor that holds NaN or inf.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from typing import Any
 
 import torch
 
-from nbsupport.merging.methods import MergeError
-
 INF = math.inf
+
+
+class MergeError(ValueError):
+    """A merge that cannot run: names, shapes, parameters or inputs do not fit."""
+
 
 #: name -> (low, high, low included, high included); per-model ones may be lists.
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
@@ -28,6 +32,9 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "t": (0.0, 1.0, True, True),               # SLERP: 0 is the base, 1 the model
     "clip": (0.0, 0.5, True, False),           # PCB's quantile clip on each side
     "fisher_floor": (0.0, INF, False, False),
+    "epsilon": (0.0, 1.0, True, False),        # DELLA's spread of keep probabilities
+    "scale": (-INF, INF, False, False),        # passthrough's factor
+    "select_topk": (0.0, 1.0, False, True),    # SCE's kept fraction of coordinates
 }
 INTEGERS = ("seed", "bottom", "top", "blend")  # non-negative
 BOOLS = ("normalize", "filter_wise", "int8_mask")
@@ -36,8 +43,9 @@ CHOICES = {"trim_scope": ("tensor", "model"), "tie_break": ("sort", "index"),
 
 
 def number(value: Any, name: str) -> float:
-    """``value`` as a finite float; numeric text (YAML reads ``1e-3`` as text) is accepted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    """``value`` as a finite float; NumPy scalars and numeric text (YAML reads ``1e-3`` as
+    text) are accepted."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):  # NumPy scalars are Real
         raise MergeError(f"{name} must be a number, got {value!r}")
     try:
         x = float(value)

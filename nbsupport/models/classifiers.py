@@ -24,16 +24,20 @@ from nbsupport.atomic import atomic_open
 
 
 class SmallCNN(nn.Module):
-    """conv(1→16) → pool → conv(16→32) → pool → dense(1568→``dim``); ~105k parameters.
+    """conv(1→16w) → pool → conv(16w→32w) → pool → dense(1568w→``dim``·w); ~105k parameters at
+    width multiplier ``width`` = 1, about w² times as many at width w.
 
     The three layers are ``layers.0``, ``layers.1``, ``layers.2`` (so layer swapping finds them).
     """
 
-    def __init__(self, dim: int = 64):
+    def __init__(self, dim: int = 64, width: int = 1):
         super().__init__()
-        self.layers = nn.ModuleList([nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1),
-                                     nn.Linear(32 * 7 * 7, dim)])
-        self.dim = dim
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"SmallCNN: width must be a positive int multiplier, got {width!r}")
+        c1, c2 = 16 * width, 32 * width
+        self.layers = nn.ModuleList([nn.Conv2d(1, c1, 3, padding=1), nn.Conv2d(c1, c2, 3, padding=1),
+                                     nn.Linear(c2 * 7 * 7, dim * width)])
+        self.dim = dim * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.layers[0](x)), 2)

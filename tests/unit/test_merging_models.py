@@ -89,3 +89,55 @@ def test_score_logits():
     assert got["acc"] == pytest.approx(2 / 3)
     want = -np.mean([np.log(np.exp(2) / (np.exp(2) + 1)), np.log(np.e / (np.e + 1)), np.log(1 / (np.exp(3) + 1))])
     assert got["loss"] == pytest.approx(want, rel=1e-6)
+
+
+def test_small_cnn_width_scales_channels():
+    narrow, wide = SmallCNN(), SmallCNN(width=2)
+    assert wide.layers[1].out_channels == 2 * narrow.layers[1].out_channels and wide.dim == 2 * narrow.dim
+    assert Classifier(wide, 3)(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+    with pytest.raises(ValueError, match="width"):
+        SmallCNN(width=0)
+
+
+def test_one_vs_rest_is_balanced():
+    from nbsupport.merging.experiments import one_vs_rest
+
+    t = one_vs_rest("bible_book=Psalms", 40)
+    assert t.classes == ["rest", "Psalms"] and np.bincount(t.labels).tolist() == [20, 20]
+    parent = tasks.text_task("bible_book", 20)
+    psalms = {x for x, y in zip(parent.texts, parent.labels, strict=True) if parent.classes[y] == "Psalms"}
+    assert {x for x, y in zip(t.texts, t.labels, strict=True) if y == 1} == psalms
+    assert one_vs_rest("bible_book=Psalms", 40).texts == t.texts  # seeded
+    with pytest.raises(ValueError, match="not a class"):
+        one_vs_rest("bible_book=Mark", 40)
+
+
+@pytest.fixture(scope="module")
+def cnn_suite():
+    from nbsupport.merging.experiments import Suite
+
+    return Suite("cnn", ["parity", "high"], 64, 32, 32, pretrain_steps=2)
+
+
+def test_finetune_is_seeded_and_pairs_arms(cnn_suite):
+    s = cnn_suite
+    a, b = (s.finetune(0, s.base(), lr=1e-3, steps=3, batch=16, seed=7) for _ in range(2))
+    c = s.finetune(0, s.base(), lr=1e-3, steps=3, batch=16, seed=8)
+    assert all(torch.equal(a.body[k], b.body[k]) for k in a.body)
+    assert not all(torch.equal(a.body[k], c.body[k]) for k in a.body)
+    # the head a seed draws is the head new_head draws; new_head leaves torch's generator alone
+    state = torch.get_rng_state()
+    head = s.new_head(0, 7)
+    assert torch.equal(torch.get_rng_state(), state)
+    d = s.finetune(0, s.base(), lr=0.0, steps=1, batch=16, seed=7, head_lr=0.0)
+    assert all(torch.equal(d.head[k], head[k]) for k in head)
+    e = s.finetune(0, s.base(), lr=0.0, steps=1, batch=16, seed=9, head=head, head_lr=0.0)
+    assert all(torch.equal(e.head[k], head[k]) for k in head)
+
+
+def test_multitask_and_probe(cnn_suite):
+    s = cnn_suite
+    body = s.multitask([0, 1], s.base(), lr=1e-3, steps=2, batch=8)
+    assert set(body) == set(s.base()) and any(not torch.equal(body[k], s.base()[k]) for k in body)
+    assert s.embed(body, 1, "test").shape == (32, SmallCNN().dim)
+    assert 0 <= s.probe(body, 1, steps=5) <= 1

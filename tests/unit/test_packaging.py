@@ -10,7 +10,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 THIS = "tests/unit/test_packaging.py"
-DEV_TOOLS = {"jupyter-repo2docker", "pytest", "pytest-timeout", "nbval", "ruff", "playwright", "triton", "torchmetrics"}
+DEV_TOOLS = {"jupyter-repo2docker", "pytest", "pytest-timeout", "nbval", "ruff", "playwright", "triton", "torchmetrics",
+             "mergekit"}
 
 
 def name(requirement: str) -> str:
