@@ -6,10 +6,8 @@
 - :mod:`~nbsupport.train.parallel`: ``run_seeds`` (seeds in forked workers, one torch thread
   each), ``default_workers`` and the ``NBSUPPORT_WORKERS`` contract, thread defaults;
 - :mod:`~nbsupport.train.batched`: several seeds as one stacked model under ``vmap``;
-- :mod:`~nbsupport.train.legacy`: ``train``, the first loop, until its callers move to ``fit``.
 """
 
-from nbsupport.train.legacy import train
 from nbsupport.train.loop import (
            Fit,
            cross_entropy_loss,
@@ -21,4 +19,4 @@ from nbsupport.train.loop import (
 from nbsupport.train.parallel import cores, default_workers, one_thread, run_seeds
 
 __all__ = ["Fit", "cores", "cross_entropy_loss", "default_workers", "derived_seed", "fit", "fit_in_place",
-           "one_thread", "run_seeds", "tensor_sampler", "train"]
+           "one_thread", "run_seeds", "tensor_sampler"]
