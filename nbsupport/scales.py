@@ -9,9 +9,8 @@ it to run ``pytest --nbval-lax`` at smoke scale).
 any scale, ``full`` included, in seconds: the presets, data and shapes stay those of the
 scale, but
 
-- every training run of :func:`nbsupport.train.fit` and of the old loop
-  ``nbsupport.train.train`` stops after at most ``N`` optimizer steps
-  (:func:`capped_steps`);
+- every training run of :func:`nbsupport.train.fit` (the one training loop) stops after at
+  most ``N`` optimizer steps (:func:`capped_steps`);
 - preset values a notebook names in ``preset(..., capped={...})`` (evaluation batches, test
   examples, corpus sizes) are lowered to the values given there; step counts the notebook
   reads back from its logs (a budget, the step a model grows at) are named there too, with

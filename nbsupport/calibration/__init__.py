@@ -8,7 +8,7 @@
 - :mod:`~nbsupport.calibration.tempnet`: ``TempNet``, its DRO loss ``dro_loss``, ``fit_tempnet``,
   ``tempered_entropy``;
 - :mod:`~nbsupport.calibration.domains`: ``train_domains`` (sampling / upweighting / cooldown on the
-  shared loop), ``weighted_batches``, ``weighted_cross_entropy``, ``gradient_variance``;
+  shared loop), ``weighted_sampler``, ``weighted_batches``, ``weighted_cross_entropy``, ``gradient_variance``;
 - :mod:`~nbsupport.calibration.sampling`: ``temperature_probs``, ``upweights``, ``mixture``, ``cooldown``,
   ``domain_batches`` for imbalanced multi-domain training;
 - :mod:`~nbsupport.calibration.synthetic`: ``gaussian_classes`` (controlled overlap), ``bayes_accuracy``,
@@ -24,6 +24,7 @@ from nbsupport.calibration.domains import (
     train_domains,
     weighted_batches,
     weighted_cross_entropy,
+    weighted_sampler,
 )
 from nbsupport.calibration.metrics import (
     accuracy,
@@ -38,7 +39,7 @@ from nbsupport.calibration.metrics import (
     nll_per_example,
     reliability,
 )
-from nbsupport.calibration.mixup import minibatches, mixup, predict_logits, train_classifier
+from nbsupport.calibration.mixup import mixup, predict_logits, train_classifier
 from nbsupport.calibration.plots import reliability_figure
 from nbsupport.calibration.sampling import (
     cooldown,
@@ -66,8 +67,8 @@ __all__ = [
     "HistogramBinning", "IsotonicCalibration", "TempNet", "TemperatureScaling", "VectorScaling",
     "accuracy", "bayes_accuracy", "brier", "classwise_ece", "cooldown", "domain_batches", "dro_loss", "ece",
     "ece_contributions", "error_from_histogram", "fit_temperature", "fit_tempnet", "gaussian_classes",
-    "gradient_variance", "histogram", "mass_edges", "minibatches", "mixture", "mixup", "nll", "nll_per_example",
+    "gradient_variance", "histogram", "mass_edges", "mixture", "mixup", "nll", "nll_per_example",
     "noisy_labels", "predict_logits", "reliability", "reliability_figure", "sigma_for_bayes_accuracy",
     "tempered_entropy", "temperature_probs", "train_classifier", "train_domains", "upweights",
-    "weighted_batches", "weighted_cross_entropy",
+    "weighted_batches", "weighted_cross_entropy", "weighted_sampler",
 ]

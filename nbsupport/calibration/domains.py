@@ -1,4 +1,4 @@
-"""Balanced training on imbalanced domains on the shared loop (:func:`nbsupport.train.train`):
+"""Balanced training on imbalanced domains on the shared loop (:func:`nbsupport.train.fit`):
 temperature sampling, upweighting and cooldown ("Upsample or Upweight? Balanced Training on
 Heavily Imbalanced Datasets", 2024), and the variance of the minibatch gradient each one gives.
 
@@ -20,20 +20,39 @@ import torch
 from torch.nn import functional as F
 
 from nbsupport.calibration.sampling import domain_batches, mixture
-from nbsupport.train import train
+from nbsupport.train import fit_in_place
+
+
+def weighted_sampler(domains: Sequence[torch.Tensor], sizes: Sequence[float], tau_of: Callable[[int], float],
+                     *, context: int, batch: int, reweight: bool, target_tau: float = math.inf,
+                     ) -> Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """A batch sampler for :func:`nbsupport.train.fit`: ``sample(step, generator)`` gives
+    ``(windows (batch, context), next token (batch,), loss weight (batch,))`` for update ``step``
+    (1, 2, ...): domains drawn with ``p(tau_of(step - 1))``, weights ``p(target_tau) / p(tau)``
+    if ``reweight`` else 1."""
+    for d in domains:
+        if d.numel() <= context + 1:
+            raise ValueError(f"every domain needs more than context + 1 = {context + 1} tokens; one has {d.numel()}")
+
+    def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p, w = mixture(sizes, tau_of(step - 1), target_tau)
+        w = w if reweight else np.ones_like(w)
+        x, y, d = next(domain_batches(domains, p, context, batch, generator))
+        return x, y[:, -1], torch.as_tensor(w, dtype=torch.float32)[d]
+
+    return sample
 
 
 def weighted_batches(domains: Sequence[torch.Tensor], sizes: Sequence[float], tau_of: Callable[[int], float],
                      *, context: int, batch: int, generator: torch.Generator, reweight: bool,
                      target_tau: float = math.inf) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless ``(windows (batch, context), next token (batch,), loss weight (batch,))``: domains
-    drawn with ``p(tau_of(step))``, weights ``p(target_tau) / p(tau)`` if ``reweight`` else 1."""
-    step = 0
+    """The batches of :func:`weighted_sampler` as an endless iterator (steps 1, 2, ...), e.g. for
+    :func:`gradient_variance`; ``tau_of`` is read at 0, 1, ..."""
+    sample = weighted_sampler(domains, sizes, tau_of, context=context, batch=batch, reweight=reweight,
+                              target_tau=target_tau)
+    step = 1
     while True:
-        p, w = mixture(sizes, tau_of(step), target_tau)
-        w = w if reweight else np.ones_like(w)
-        x, y, d = next(domain_batches(domains, p, context, batch, generator))
-        yield x, y[:, -1], torch.as_tensor(w, dtype=torch.float32)[d]
+        yield sample(step, generator)
         step += 1
 
 
@@ -48,14 +67,12 @@ def train_domains(model: torch.nn.Module, domains: Sequence[torch.Tensor], sizes
                   batch: int = 128, lr: float = 2e-3,
                   eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
                   eval_every: int | None = None, progress: bool = False, desc: str = "domains") -> pd.DataFrame:
-    """Adam on :func:`weighted_cross_entropy` over :func:`weighted_batches` (data order from
-    ``seed``); returns the loop's log (rows with ``eval_fn``'s values where it ran)."""
-    gen = torch.Generator().manual_seed(seed)
-    batches = weighted_batches(domains, sizes, tau_of, context=context, batch=batch, generator=gen,
-                               reweight=reweight)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    return train(model, batches, weighted_cross_entropy, opt, steps, eval_fn=eval_fn, eval_every=eval_every,
-                 progress=progress, desc=desc)
+    """Train ``model`` in place by Adam on :func:`weighted_cross_entropy` over
+    :func:`weighted_sampler` (data order from ``seed``, through :func:`nbsupport.train.fit_in_place`);
+    returns the loop's log (rows with ``eval_fn``'s values where it ran)."""
+    sample = weighted_sampler(domains, sizes, tau_of, context=context, batch=batch, reweight=reweight)
+    return fit_in_place(model, sample, seed=seed, steps=steps, loss=weighted_cross_entropy, optimizer="adam", lr=lr,
+                        eval_fn=eval_fn, eval_every=eval_every, progress=progress, desc=desc)
 
 
 def gradient_variance(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, object], torch.Tensor],

@@ -8,8 +8,11 @@ Train with ``torch.nn.functional.cross_entropy(logits, soft_targets)`` (probabil
 
 from __future__ import annotations
 
-import numpy as np
+import pandas as pd
 import torch
+from scipy.special import betaincinv
+
+from nbsupport.train import fit_in_place, tensor_sampler
 
 
 def mixup(
@@ -17,30 +20,24 @@ def mixup(
     y: torch.Tensor,
     num_classes: int,
     alpha: float = 1.0,
-    rng: np.random.Generator | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Return ``(mixed inputs, soft targets (n, num_classes), λ)``; ``alpha = 0`` leaves the batch as is."""
+    """Return ``(mixed inputs, soft targets (n, num_classes), λ)``; ``alpha = 0`` leaves the batch as is.
+
+    ``λ`` is drawn by inverse-CDF sampling of Beta(α, α) from one uniform of ``generator``, then
+    the partner permutation from the same generator (the batch sampler's generator in training).
+    """
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     if x.shape[0] != y.shape[0] or y.ndim != 1:
         raise ValueError(f"x and y must share the batch dimension; got {tuple(x.shape)} and {tuple(y.shape)}")
-    rng = rng if rng is not None else np.random.default_rng()
     onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)
     if alpha == 0:
         return x, onehot, 1.0
-    lam = float(rng.beta(alpha, alpha))
-    perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    lam = float(betaincinv(alpha, alpha, u))
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
     return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm], lam
-
-
-def minibatches(X: torch.Tensor, y: torch.Tensor, batch: int, generator: torch.Generator):
-    """Endless shuffled epochs of ``(x, y)`` minibatches."""
-    n = X.shape[0]
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for s in range(0, n - batch + 1 if n >= batch else 1, batch):
-            idx = perm[s : s + batch]
-            yield X[idx], y[idx]
 
 
 def train_classifier(
@@ -57,27 +54,25 @@ def train_classifier(
     desc: str = "train",
     eval_fn=None,
     eval_every: int | None = None,
-):
-    """Adam on cross-entropy (ERM), or on Mixup batches when ``mixup_alpha > 0``, on the shared
-    loop (:func:`nbsupport.train.train`, which runs ``eval_fn`` every ``eval_every`` steps and at
-    the end); ``weight_decay`` is Adam's L2 penalty. Returns the log."""
-    from nbsupport.train import train
-
+) -> pd.DataFrame:
+    """Train ``model`` in place by Adam on cross-entropy (ERM), or on Mixup batches when
+    ``mixup_alpha > 0``, through :func:`nbsupport.train.fit_in_place`: minibatches of ``batch``
+    rows without replacement (fresh permutation each epoch) and Mixup's ``λ`` and partners all
+    drawn from ``seed``'s data stream; ``eval_fn`` runs every ``eval_every`` steps and at the end;
+    ``weight_decay`` is Adam's L2 penalty. Returns the log."""
     num_classes = int(y.max()) + 1
     num_classes = max(num_classes, getattr(getattr(model, "head", None), "out_features", num_classes))
-    g = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rows = tensor_sampler((X, y), batch)()  # this call's one run: a fresh epoch state
 
-    def loss_fn(m, b):
-        xb, yb = b
+    def data(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        xb, yb = rows(step, generator)
         if mixup_alpha > 0:
-            xb, target, _ = mixup(xb, yb, num_classes, mixup_alpha, rng)
-            return torch.nn.functional.cross_entropy(m(xb), target)
-        return torch.nn.functional.cross_entropy(m(xb), yb)
+            xb, target, _ = mixup(xb, yb, num_classes, mixup_alpha, generator)
+            return xb, target
+        return xb, yb
 
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    return train(model, minibatches(X, y, batch, g), loss_fn, opt, steps, progress=progress, desc=desc,
-                 eval_fn=eval_fn, eval_every=eval_every)
+    return fit_in_place(model, data, seed=seed, steps=steps, optimizer="adam", lr=lr, weight_decay=weight_decay,
+                        progress=progress, desc=desc, eval_fn=eval_fn, eval_every=eval_every)
 
 
 @torch.no_grad()

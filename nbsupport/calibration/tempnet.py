@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from nbsupport.train import fit_in_place
+
 
 def dro_loss(logits: torch.Tensor, target: torch.Tensor, tau: torch.Tensor, rho: float) -> torch.Tensor:
     """Mean of ``τ·log((1/V) Σ_k exp((z_k - z_y)/τ)) + τ·ρ`` over tokens; ``tau`` broadcasts to (N,)."""
@@ -59,23 +61,19 @@ class TempNet(nn.Module):
 
 def fit_tempnet(tempnet: TempNet, logits: torch.Tensor, target: torch.Tensor, rho: float, steps: int, *,
                 batch: int = 4096, lr: float = 3e-3, seed: int = 0, progress: bool = False) -> pd.DataFrame:
-    """Train ``tempnet`` on frozen ``logits`` (N, V) with :func:`dro_loss` by Adam on random
-    minibatches (drawn with ``seed``), on the shared loop; returns its log."""
-    from nbsupport.train import train
+    """Train ``tempnet`` in place on frozen ``logits`` (N, V) with :func:`dro_loss` by Adam on
+    random minibatches (drawn from ``seed``'s data stream, through
+    :func:`nbsupport.train.fit_in_place`); returns its log."""
+    def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, len(target), (batch,), generator=generator).to(target.device)
+        return logits[idx], target[idx]
 
-    gen = torch.Generator().manual_seed(seed)
-
-    def batches():
-        while True:
-            idx = torch.randint(0, len(target), (batch,), generator=gen)
-            yield logits[idx], target[idx]
-
-    def loss_fn(net, b):
+    def loss_fn(net: TempNet, b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         z, y = b
         return dro_loss(z, y, net(z), rho)
 
-    opt = torch.optim.Adam(tempnet.parameters(), lr=lr)
-    return train(tempnet, batches(), loss_fn, opt, steps, progress=progress, desc="TempNet")
+    return fit_in_place(tempnet, sample, seed=seed, steps=steps, loss=loss_fn, optimizer="adam", lr=lr,
+                        progress=progress, desc="TempNet")
 
 
 def tempered_entropy(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:

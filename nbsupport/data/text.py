@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -146,11 +146,25 @@ class CharCorpus:
         return "".join(self.vocab[int(i)] for i in ids)
 
 
-def random_batches(data: torch.Tensor, block: int, batch: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless (x, y) batches of ``batch`` random windows of length ``block`` (y is x shifted by one)."""
+def window_sampler(data: torch.Tensor, block: int, batch: int) -> Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    """A batch sampler for :func:`nbsupport.train.fit`: ``sample(step, generator)`` gives ``(x, y)``,
+    ``batch`` random windows of length ``block`` (y is x shifted by one), drawn from ``generator``."""
     if len(data) <= block + 1:
         raise ValueError(f"data of length {len(data)} is too short for block={block}")
     offsets = torch.arange(block)
-    while True:
+
+    def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         start = torch.randint(0, len(data) - block - 1, (batch, 1), generator=generator)
-        yield data[start + offsets], data[start + offsets + 1]
+        return data[start + offsets], data[start + offsets + 1]
+
+    return sample
+
+
+def random_batches(data: torch.Tensor, block: int, batch: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (x, y) batches of ``batch`` random windows of length ``block`` (y is x shifted by one),
+    the batches of :func:`window_sampler` drawn from ``generator``."""
+    sample = window_sampler(data, block, batch)
+    step = 1
+    while True:
+        yield sample(step, generator)
+        step += 1

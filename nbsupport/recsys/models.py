@@ -27,7 +27,7 @@ drawn uniformly from the items seen in training, plus L2 on the batch's vectors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,24 +37,28 @@ from torch import nn
 
 from nbsupport.recsys.features import Interactions
 from nbsupport.recsys.splits import Split, evaluate
-from nbsupport.train import train
+from nbsupport.train import fit_in_place
 
 ITEM_GROUPS = ("genre", "year", "title")
 USER_GROUPS = ("age", "gender", "occupation")
 
 
-def bpr_batches(s: Split, batch: int, seed: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Endless (users, positives, negatives) batches; negatives uniform over the training items."""
-    g = torch.Generator().manual_seed(seed)
+def bpr_sampler(s: Split, batch: int) -> Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]:
+    """A batch sampler for :func:`nbsupport.train.fit`: ``sample(step, generator)`` gives
+    ``(users, positives, negatives)``, ``batch`` training interactions drawn uniformly with
+    replacement and negatives uniform over the training items, all from ``generator``."""
     users = torch.tensor(s.train.user_id.to_numpy())
     items = torch.tensor(s.train.item_id.to_numpy())
     pool = torch.tensor(np.sort(s.train.item_id.unique()))
     if len(users) == 0:
         raise ValueError("the split has no training interactions")
-    while True:
-        pick = torch.randint(len(users), (batch,), generator=g)
-        neg = pool[torch.randint(len(pool), (batch,), generator=g)]
-        yield users[pick], items[pick], neg
+
+    def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        pick = torch.randint(len(users), (batch,), generator=generator)
+        neg = pool[torch.randint(len(pool), (batch,), generator=generator)]
+        return users[pick], items[pick], neg
+
+    return sample
 
 
 def bpr_loss(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -71,12 +75,13 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
 
 def fit(model: nn.Module, s: Split, steps: int = 1000, batch: int = 1024, lr: float = 0.01, seed: int = 0,
         progress: bool = True, desc: str | None = None) -> pd.DataFrame:
-    """Train ``model`` on ``s.train`` with Adam for ``steps`` BPR batches; returns the training log."""
-    torch.manual_seed(seed)
+    """Train ``model`` in place on ``s.train`` with Adam for ``steps`` BPR batches of
+    :func:`bpr_sampler` through :func:`nbsupport.train.fit_in_place` (batches and any other
+    training draw from ``seed``; initialize the model under ``torch.manual_seed(seed)``);
+    returns the training log."""
     model.prepare(s)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    return train(model, bpr_batches(s, batch, seed), lambda m, b: m.loss(b), opt, steps, progress=progress,
-                 desc=desc or type(model).__name__)
+    return fit_in_place(model, bpr_sampler(s, batch), seed=seed, steps=steps, loss=lambda m, b: m.loss(b),
+                        optimizer="adam", lr=lr, progress=progress, desc=desc or type(model).__name__)
 
 
 class Popularity:

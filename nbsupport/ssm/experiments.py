@@ -13,19 +13,16 @@ from torch import nn
 
 from nbsupport import schedules
 from nbsupport.models.s4d import param_groups
-from nbsupport.train import fit as train_fit
+from nbsupport.train import fit_in_place
 
 
 def _fit_in_place(model: nn.Module, sampler, loss_fn, *, steps: int, lr: float, weight_decay: float,
                   ssm_lr: float, warmup: float, grad_clip: float, seed: int, progress: bool, desc: str) -> pd.DataFrame:
-    """One seed through :func:`nbsupport.train.fit` (AdamW with the SSM parameter groups, linear
-    warmup and cosine decay); the trained weights are copied back into ``model``."""
-    res = train_fit(model, sampler, steps=steps, loss=loss_fn, lr=lr, grad_clip=grad_clip, seeds=[seed],
-                    optimizer=lambda m: torch.optim.AdamW(param_groups(m, lr, weight_decay, ssm_lr)),
-                    schedule=schedules.cosine(int(warmup * steps), steps), workers=1, progress=progress, desc=desc,
-                    device=next(model.parameters()).device)
-    model.load_state_dict(res.models[seed].state_dict())
-    return res.log
+    """One seed through :func:`nbsupport.train.fit_in_place` (AdamW with the SSM parameter groups,
+    linear warmup and cosine decay)."""
+    return fit_in_place(model, sampler, seed=seed, steps=steps, loss=loss_fn, lr=lr, grad_clip=grad_clip,
+                        optimizer=lambda m: torch.optim.AdamW(param_groups(m, lr, weight_decay, ssm_lr)),
+                        schedule=schedules.cosine(int(warmup * steps), steps), progress=progress, desc=desc)
 
 
 def _indices(n: int, batch: int):

@@ -97,7 +97,7 @@ def train_batched(run: _Run, seeds: list[int], *, progress: bool,
     """Train ``seeds`` as one stacked model; return the log rows (seed by seed), the modules and
     each seed's optimizer state."""
     if run.starts:
-        raise BatchingError("continuing a Fit trains its seeds one by one")
+        raise BatchingError("continuing a run (a Fit, or start=) trains its seeds one by one")
     models = [build(run, s) for s in seeds]
     n = len(seeds)
     shapes = {tuple((k, v.shape) for k, v in m.state_dict().items()) for m in models}

@@ -109,11 +109,12 @@ class _Run:
     callbacks: tuple[Callable[[int, dict], Any], ...]
     device: torch.device
     stop_on_nan: bool
-    starts: dict[int, int] = field(default_factory=dict)  # seed -> updates already done (continuing a Fit)
+    starts: dict[int, int] = field(default_factory=dict)  # seed -> updates already done (a Fit continued, start=)
     optimizer_states: dict[int, dict] = field(default_factory=dict)
+    eval_at: frozenset[int] = frozenset()  # global steps with an extra evaluation
 
     def eval_due(self, step: int, start: int = 0) -> bool:
-        return self.eval_fn is not None and (step == start + self.steps
+        return self.eval_fn is not None and (step == start + self.steps or step in self.eval_at
                                              or bool(self.eval_every and step % self.eval_every == 0))
 
 
@@ -391,8 +392,10 @@ def fit(
     grad_clip: float | None = None,
     eval_fn: Callable[[nn.Module], Mapping[str, Any]] | None = None,
     eval_every: int | None = None,
+    eval_at: Iterable[int] = (),
     callbacks: Iterable[Callable[[int, dict], Any]] = (),
     seeds: Iterable[int] | None = None,
+    start: int = 0,
     workers: int | None = None,
     batched: bool | None = None,
     device: str | torch.device | None = None,
@@ -429,11 +432,15 @@ def fit(
             (t counts from the updates already done when continuing a Fit).
         grad_clip: clip each seed's gradient to this global L2 norm (``clip_grad_norm_``).
         eval_fn: ``eval_fn(model) -> dict`` run in eval mode under ``no_grad`` every
-            ``eval_every`` steps and after the last step; its values join that step's row.
+            ``eval_every`` steps, after the (log) steps in ``eval_at`` and after the last
+            step; its values join that step's row.
         callbacks: ``cb(step, row)`` after each step, in the process that trains the seed.
         seeds: the int seeds, one run each (see the module docstring for what derives from
             the seed); ``range(SEEDS)`` in the notebooks. Default ``[0]``, or the seeds of
             the Fit being continued.
+        start: for a module or factory (not a Fit) that goes on from a run trained
+            elsewhere: the updates already done, so that log steps, ``schedule`` and the data
+            stream count on from there, as when continuing a Fit, with a fresh optimizer.
         workers: worker processes for several seeds on CPU (default
             :func:`nbsupport.train.default_workers`: ``$NBSUPPORT_WORKERS`` or the cores);
             1 trains the seeds here, one after another.
@@ -459,6 +466,13 @@ def fit(
     eval_every = _positive_int("eval_every", eval_every, allow_none=True)
     if eval_every is not None and eval_fn is None:
         raise ValueError("fit: eval_every needs an eval_fn(model) -> dict to run")
+    eval_at = frozenset(eval_at)
+    if eval_at and (eval_fn is None or not all(isinstance(t, Integral) and not isinstance(t, bool) for t in eval_at)):
+        raise ValueError("fit: eval_at is a collection of int steps and needs an eval_fn(model) -> dict to run")
+    if isinstance(start, bool) or not isinstance(start, Integral) or start < 0:
+        raise ValueError(f"fit: start must be a non-negative int (updates already done), got {start!r}")
+    if start and isinstance(model, Fit):
+        raise ValueError("fit: a Fit being continued counts its own updates; start= is for a module or factory")
     if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, Real) or not grad_clip > 0):
         raise ValueError(f"fit: grad_clip must be a positive number or None, got {grad_clip!r}")
     if isinstance(lr, bool) or not isinstance(lr, Real) or not lr >= 0:
@@ -475,9 +489,12 @@ def fit(
     run = _Run(model=_model_factory(model), sampler=_sampler(data, batch_size), loss=loss or cross_entropy_loss,
                steps=steps, make_optimizer=_optimizer(optimizer, float(lr), float(weight_decay), optimizer_kwargs),
                schedule=schedule, grad_clip=None if grad_clip is None else float(grad_clip), eval_fn=eval_fn,
-               eval_every=eval_every, callbacks=tuple(callbacks), device=dev, stop_on_nan=stop_on_nan)
+               eval_every=eval_every, callbacks=tuple(callbacks), device=dev, stop_on_nan=stop_on_nan,
+               eval_at=eval_at)
     if isinstance(model, Fit):
         run.starts, run.optimizer_states = _continued(model, seeds), model.optimizer_states
+    elif start:
+        run.starts = dict.fromkeys(seeds, int(start))
 
     auto = batched is None
     if auto:
@@ -537,3 +554,24 @@ def _result(rows: list[dict], models: dict[int, nn.Module], states: dict[int, di
     first = ["seed", "step", "loss", "lr"]
     log = log[first + [c for c in log.columns if c not in first]]
     return Fit(log=log, models=models, mode=mode, eval_keys=tuple(eval_keys), optimizer_states=states)
+
+
+def fit_in_place(model: nn.Module, data: Sequence[torch.Tensor] | torch.Tensor | Sampler, *, seed: int = 0,
+                 **kwargs: Any) -> pd.DataFrame:
+    """One seed of :func:`fit` that trains ``model`` itself: it starts from the module's weights as
+    given (initialize it under ``torch.manual_seed(seed)`` as usual), data order and dropout derive
+    from ``seed`` as in :func:`fit`, the trained weights are copied back into ``model``, and the log
+    (one row per step, ``seed`` column included) is returned. Trains here (``workers=1``), on the
+    module's device unless ``device=`` says otherwise; the other keyword arguments are
+    :func:`fit`'s."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fit_in_place: model must be an nn.Module (trained in place), got {type(model).__name__}; "
+                        f"for a factory seed -> module use fit")
+    for key in ("seeds", "workers", "batched"):
+        if key in kwargs:
+            raise ValueError(f"fit_in_place trains one seed here: pass seed=, not {key}=; for several seeds use fit")
+    first = next(model.parameters(), None)
+    kwargs.setdefault("device", first.device if first is not None else None)
+    res = fit(model, data, seeds=[seed], workers=1, batched=False, **kwargs)
+    model.load_state_dict(res.models[seed].state_dict())
+    return res.log

@@ -4,15 +4,15 @@
   sharing one vocabulary (optionally truncated, for the smoke scale); :func:`held_out_works`
   splits one corpus by work (e.g. some Shakespeare plays held out as a close downstream corpus);
 - :func:`run_lm`: train a :class:`~nbsupport.models.gpt.GPT` with AdamW under a
-  :class:`~nbsupport.schedules.Schedule`, from any global step, evaluating on named
-  validation sets; :func:`branch` copies a model with its optimizer to continue a run
-  (WSD decays branched off one stable trunk);
+  :class:`~nbsupport.schedules.Schedule` on the shared loop (:func:`nbsupport.train.fit`), from
+  any global step, evaluating on named validation sets; the :class:`~nbsupport.train.Fit` it
+  returns continues the run with its optimizer state, as often as wanted (WSD decays branched
+  off one stable trunk);
 - :func:`lr_sensitivity`: the LR-sensitivity summary of Wortsman et al. (2023).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Collection, Mapping, Sequence
 from functools import cache
@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nbsupport.data.text import CharCorpus, load_corpus, load_lines, random_batches
+from nbsupport.data.text import CharCorpus, load_corpus, load_lines, window_sampler
 from nbsupport.models.gpt import GPT, gpt_loss
 from nbsupport.schedules import Schedule
-from nbsupport.train import train
+from nbsupport.train import Fit
+from nbsupport.train import fit as train_fit
 
-__all__ = ["branch", "corpora", "final_loss", "held_out_works", "lr_sensitivity", "make_optimizer", "run_lm"]
+__all__ = ["corpora", "final_loss", "held_out_works", "lr_sensitivity", "make_optimizer", "run_lm"]
 
 
 @cache
@@ -76,78 +77,77 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.0,
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
-def branch(model: GPT, optimizer: torch.optim.Optimizer) -> tuple[GPT, torch.optim.Optimizer]:
-    """An independent copy of ``model`` with its optimizer state, to continue a run two ways."""
-    return copy.deepcopy((model, optimizer))
-
-
 def run_lm(
-    model: GPT,
+    model: GPT | Fit,
     data: torch.Tensor,
     schedule: Schedule,
     steps: int,
     *,
-    lr: float | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    lr: float,
     start: int = 0,
     batch: int = 16,
-    seed: int = 0,
+    seed: int | None = None,
     evals: Mapping[str, torch.Tensor] | None = None,
     eval_every: int | None = None,
     eval_at: Collection[int] = (),
     eval_batches: int = 4,
     eval_at_start: bool = False,
     grad_clip: float | None = 1.0,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.95),
+    eps: float = 1e-8,
     progress: bool = True,
     desc: str = "train",
-) -> tuple[pd.DataFrame, torch.optim.Optimizer]:
-    """Train ``model`` for ``steps`` updates on random windows of ``data``.
+) -> tuple[pd.DataFrame, Fit]:
+    """Train a GPT for ``steps`` updates on random windows of ``data`` with AdamW
+    (:func:`make_optimizer`: peak ``lr``, ``weight_decay``, ``betas``, ``eps``), through
+    :func:`nbsupport.train.fit`; update ``u`` (global) uses LR ``lr·schedule(u)``.
 
-    Update ``u`` (global, from ``start``) uses LR ``lr·schedule(u)``: pass ``lr`` for a new
-    AdamW or an ``optimizer`` to continue one (its peak LR is kept). Returns the log with
-    global steps (``step`` = updates done; columns ``loss``, ``lr``, ``ce``,
-    ``max_attn_logit``, ``log_z``, ``val_<name>`` at evaluation steps; a diverged run stops
-    with ``diverged=True``) and the optimizer. Evaluation happens every ``eval_every``
-    updates, at the end, at the global steps in ``eval_at`` (dense early evaluation) and,
-    with ``eval_at_start``, before the first update.
+    ``model`` is either a :class:`~nbsupport.models.gpt.GPT`, trained in place with a fresh
+    optimizer from global step ``start`` (the updates it already had elsewhere; run ``seed``,
+    default 0), or the :class:`~nbsupport.train.Fit` a previous call returned, continued with
+    its optimizer state from where it stopped (its seed; the Fit itself is left as it was, so one
+    Fit may branch into several continuations, e.g. WSD decays off one stable trunk). Data order
+    derives from the seed and the global step the call starts at (:func:`nbsupport.train.fit`).
+
+    Returns ``(log, fit)``: the log with global steps (``step`` = updates done; columns
+    ``seed``, ``loss``, ``lr``, ``ce``, ``max_attn_logit``, ``log_z``, ``grad_norm``,
+    ``val_<name>`` at evaluation steps; a diverged run stops with ``diverged=True``) and the
+    :class:`~nbsupport.train.Fit` to continue. Evaluation happens every ``eval_every`` updates,
+    at the end, at the global steps in ``eval_at`` (dense early evaluation) and, with
+    ``eval_at_start``, before the first update.
     """
-    if (lr is None) == (optimizer is None):
-        raise ValueError("run_lm: pass exactly one of lr (new AdamW) or optimizer (continue one)")
-    if optimizer is None:
-        optimizer = make_optimizer(model, lr)
-    for group in optimizer.param_groups:
-        group.setdefault("initial_lr", group["lr"])
-        group["lr"] = group["initial_lr"]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(start + i))
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
-    batches = random_batches(data, model.cfg.block, batch, gen)
+    if isinstance(model, Fit):
+        if start:
+            raise ValueError("run_lm: a Fit goes on from its own step; start= is for a GPT module")
+        seed = model.seeds[0] if seed is None else seed
+        first_model = model.models.get(seed)
+        if first_model is None:
+            raise ValueError(f"run_lm: the Fit has seeds {model.seeds}, not {seed}")
+        start = int(model.log.step[model.log.seed == seed].max())
+    elif isinstance(model, GPT):
+        seed = 0 if seed is None else seed
+        first_model = model
+    else:
+        raise TypeError(f"run_lm: model must be a GPT or the Fit of an earlier run_lm, got {type(model).__name__}")
     evals = dict(evals or {})
 
     def eval_fn(m: GPT) -> dict[str, float]:
         return {f"val_{k}": m.evaluate(v, batches=eval_batches) for k, v in evals.items()}
 
-    at = {int(s) for s in eval_at if start < int(s) < start + steps}
-
-    def eval_at_step(step: int, row: dict) -> None:
-        if start + step in at and "val_" + next(iter(evals)) not in row:
-            model.eval()
-            with torch.no_grad():
-                row.update(eval_fn(model))
-            model.train()
-
-    first = None
-    if evals and eval_at_start:
-        model.eval()
-        with torch.no_grad():
-            first = {"step": start, **eval_fn(model)}
-        model.train()
-    log = train(model, batches, gpt_loss, optimizer, steps, scheduler=scheduler, grad_clip=grad_clip,
-                eval_fn=eval_fn if evals else None, eval_every=eval_every, progress=progress, desc=desc,
-                callbacks=[eval_at_step] if evals and at else ())
-    log["step"] += start
+    first = {"seed": seed, "step": start, **eval_fn(first_model)} if evals and eval_at_start else None
+    res = train_fit(model, window_sampler(data, first_model.cfg.block, batch), steps=steps, loss=gpt_loss,
+                    optimizer=lambda m: make_optimizer(m, lr, weight_decay, betas, eps), lr=lr, schedule=schedule,
+                    grad_clip=grad_clip, eval_fn=eval_fn if evals else None, eval_every=eval_every if evals else None,
+                    eval_at=eval_at if evals else (), seeds=[seed], start=0 if isinstance(model, Fit) else start,
+                    workers=1, batched=False, device=next(first_model.parameters()).device, progress=progress,
+                    desc=desc)
+    if not isinstance(model, Fit):
+        model.load_state_dict(res.models[seed].state_dict())
+    log = res.log
     if first is not None:
         log = pd.concat([pd.DataFrame([first]), log], ignore_index=True)
-    return log, optimizer
+    return log, res
 
 
 def final_loss(log: pd.DataFrame, column: str, init: float) -> float:

@@ -83,3 +83,17 @@ def test_tempered_entropy_and_fit_tempnet_equalize():
     before = (cal.tempered_entropy(logits, 1.0) - target).abs().mean()
     after = (cal.tempered_entropy(logits, tau) - target).abs().mean()
     assert after < 0.5 * before
+
+
+def test_weighted_sampler_reads_tau_at_the_update_before_the_step():
+    domains, sizes = _domains()
+    seen = []
+    sample = cal.weighted_sampler(domains, sizes, lambda s: seen.append(s) or 1.0, context=4, batch=32, reweight=True)
+    x, y, w = sample(1, torch.Generator().manual_seed(0))
+    sample(7, torch.Generator())
+    assert seen == [0, 6] and x.shape == (32, 4) and y.shape == (32,) and w.shape == (32,)
+    it = cal.weighted_batches(domains, sizes, lambda s: 1.0, context=4, batch=32,
+                              generator=torch.Generator().manual_seed(0), reweight=True)
+    assert all(torch.equal(a, b) for a, b in zip(next(it), (x, y, w)))
+    with pytest.raises(ValueError, match="more than context"):
+        cal.weighted_sampler([torch.arange(3)], [3], lambda s: 1.0, context=4, batch=2, reweight=False)

@@ -5,23 +5,28 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from nbsupport import calibration as cal
 
 
 def test_mixup_mixes_inputs_and_targets_with_one_lambda():
-    rng = np.random.default_rng(0)
     x = torch.randn(8, 3)
     y = torch.arange(8) % 4
-    xm, ym, lam = cal.mixup(x, y, 4, alpha=0.4, rng=rng)
+    xm, ym, lam = cal.mixup(x, y, 4, alpha=0.4, generator=torch.Generator().manual_seed(0))
     assert 0 <= lam <= 1 and xm.shape == x.shape and ym.shape == (8, 4)
     assert torch.allclose(ym.sum(1), torch.ones(8))
-    perm = np.random.default_rng(0)
-    perm.beta(0.4, 0.4)
-    p = torch.as_tensor(perm.permutation(8))
+    g = torch.Generator().manual_seed(0)  # the same draws: one uniform for lambda, then the partners
+    u = float(torch.rand((), generator=g, dtype=torch.float64))
+    assert lam == pytest.approx(float(stats.beta(0.4, 0.4).ppf(u)), abs=1e-9)
+    p = torch.randperm(8, generator=g)
     assert torch.allclose(xm, lam * x + (1 - lam) * x[p])
     onehot = torch.nn.functional.one_hot(y, 4).float()
     assert torch.allclose(ym, lam * onehot + (1 - lam) * onehot[p])
+    # lambda follows Beta(alpha, alpha): its mean is 1/2 and its variance 1 / (4 (2 alpha + 1))
+    g = torch.Generator().manual_seed(1)
+    lams = np.array([cal.mixup(x, y, 4, alpha=0.4, generator=g)[2] for _ in range(4000)])
+    assert abs(lams.mean() - 0.5) < 0.02 and abs(lams.var() - 1 / (4 * 1.8)) < 0.01
     x0, y0, l0 = cal.mixup(x, y, 4, alpha=0.0)
     assert l0 == 1.0 and torch.equal(x0, x) and torch.equal(y0, onehot)
     with pytest.raises(ValueError):

@@ -93,3 +93,19 @@ def test_fetch_milton_failure_says_what_to_do(cache, monkeypatch):
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no network"))
     with pytest.raises(DataNotFound, match="could not be downloaded.*no network.*by hand"):
         text.fetch_milton()
+
+
+def test_window_sampler_draws_shifted_windows_from_the_generator():
+    import torch
+
+    data = torch.arange(50)
+    sample = text.window_sampler(data, block=6, batch=4)
+    x, y = sample(1, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 6)
+    assert torch.equal(y, x + 1) and torch.equal(x[:, 1:], x[:, :-1] + 1)  # consecutive windows, y shifted by one
+    x2, _ = sample(1, torch.Generator().manual_seed(0))
+    assert torch.equal(x, x2)
+    batches = text.random_batches(data, 6, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(next(batches)[0], x)
+    with pytest.raises(ValueError, match="too short"):
+        text.window_sampler(torch.arange(5), block=6, batch=2)

@@ -13,9 +13,8 @@ import torch
 from nbsupport import schedules
 from nbsupport.data.text import load_lines
 from nbsupport.models.gpt import GPT, GPTConfig, gpt_loss
-from nbsupport.train import train
+from nbsupport.train import fit_in_place
 from nbsupport.warmup.lm import (
-    branch,
     corpora,
     final_loss,
     held_out_works,
@@ -160,11 +159,10 @@ def test_config_validation():
 def test_trains_with_nbsupport_train():
     m = tiny()
     text = torch.arange(V).repeat(40)  # a periodic sequence is easy to learn
-    gen = torch.Generator().manual_seed(0)
-    from nbsupport.data.text import random_batches
+    from nbsupport.data.text import window_sampler
 
-    log = train(m, random_batches(text, 12, 8, gen), gpt_loss, torch.optim.AdamW(m.parameters(), lr=3e-3),
-                60, progress=False)
+    log = fit_in_place(m, window_sampler(text, 12, 8), seed=0, steps=60, loss=gpt_loss, optimizer="adamw", lr=3e-3,
+                       weight_decay=0.01, progress=False)
     assert {"ce", "max_attn_logit", "log_z"} <= set(log.columns)
     assert log["loss"].iloc[-5:].mean() < 0.5 * log["loss"].iloc[:5].mean()
     assert m.evaluate(text, batches=2, batch=4) == m.evaluate(text, batches=2, batch=4)
@@ -191,19 +189,33 @@ def test_run_lm_applies_the_schedule_at_global_steps_and_branches():
     text = torch.arange(V).repeat(40)
     sched = schedules.wsd(2, 20, decay=5, shape="linear")
     m = tiny()
-    log, opt = run_lm(m, text, sched, 10, lr=1e-2, batch=4, evals={"t": text}, eval_every=5,
-                      eval_batches=1, eval_at_start=True, progress=False)
-    assert log["step"].tolist() == list(range(11))
+    log, trunk = run_lm(m, text, sched, 10, lr=1e-2, batch=4, evals={"t": text}, eval_every=5,
+                        eval_batches=1, eval_at_start=True, progress=False)
+    assert log["step"].tolist() == list(range(11)) and (log.seed == 0).all()
     np.testing.assert_allclose(log["lr"].iloc[1:], 1e-2 * sched(np.arange(10)), rtol=1e-12)
     assert log["val_t"].notna().sum() == 3  # steps 0, 5, 10
-    m2, opt2 = branch(m, opt)
-    before = [p.detach().clone() for p in m.parameters()]
-    log2, _ = run_lm(m2, text, sched, 10, optimizer=opt2, start=10, batch=4, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(m.parameters(), trunk.models[0].parameters(), strict=True))
+    before = [p.detach().clone() for p in trunk.models[0].parameters()]
+    log2, _ = run_lm(trunk, text, sched, 10, lr=1e-2, batch=4, progress=False)
     assert log2["step"].tolist() == list(range(11, 21))
     np.testing.assert_allclose(log2["lr"], 1e-2 * sched(np.arange(10, 20)), rtol=1e-12)
-    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))  # the trunk is untouched
-    with pytest.raises(ValueError, match="exactly one"):
-        run_lm(m, text, sched, 1)
+    assert all(torch.equal(a, b) for a, b in zip(before, trunk.models[0].parameters(), strict=True))  # untouched
+    log3, _ = run_lm(trunk, text, sched, 10, lr=1e-2, batch=4, progress=False)  # a second branch: the same run
+    assert log3.loss.tolist() == log2.loss.tolist()
+    with pytest.raises(ValueError, match="start"):
+        run_lm(trunk, text, sched, 1, lr=1e-2, start=3)
+    with pytest.raises(TypeError, match="GPT or the Fit"):
+        run_lm(torch.nn.Linear(2, 2), text, sched, 1, lr=1e-2)
+
+
+def test_run_lm_continuing_equals_training_straight_through():
+    text = torch.arange(V).repeat(40)
+    sched = schedules.cosine(2, 12)
+    straight, _ = run_lm(tiny(), text, sched, 12, lr=1e-2, batch=4, progress=False)
+    _, part = run_lm(tiny(), text, sched, 5, lr=1e-2, batch=4, progress=False)
+    rest, _ = run_lm(part, text, sched, 7, lr=1e-2, batch=4, progress=False)
+    np.testing.assert_allclose(rest.lr, straight.lr.iloc[5:], rtol=1e-12)
+    assert rest.step.tolist() == list(range(6, 13))
 
 
 def test_corpora_share_a_vocabulary():

@@ -204,3 +204,21 @@ def test_tune_step_picks_the_lowest_final_log_rank():
     assert best == 0.5 and table.loc[2.0] == pytest.approx(np.log(20) / 2)
     with pytest.raises(ValueError, match="empty"):
         critique.tune_step([], play)
+
+
+def test_bpr_sampler_draws_training_pairs_and_fit_is_seeded(data, cold):
+    sample = models.bpr_sampler(cold, 64)
+    u, i, j = sample(1, torch.Generator().manual_seed(0))
+    pairs = set(zip(cold.train.user_id, cold.train.item_id))
+    assert u.shape == i.shape == j.shape == (64,) and all((int(a), int(b)) in pairs for a, b in zip(u, i))
+    assert set(j.tolist()) <= set(cold.train.item_id)
+    assert all(torch.equal(a, b) for a, b in zip(sample(1, torch.Generator().manual_seed(0)), (u, i, j)))
+
+    def run(seed):
+        torch.manual_seed(0)
+        model = models.ContrastiveColdStart(data, dim=8)
+        return models.fit(model, cold, steps=5, batch=32, seed=seed, progress=False), model
+
+    (a, ma), (b, mb) = run(3), run(3)
+    assert a.loss.tolist() == b.loss.tolist() and torch.equal(ma.item_vectors(), mb.item_vectors())
+    assert a.seed.tolist() == [3] * 5 and run(4)[0].loss.tolist() != a.loss.tolist()

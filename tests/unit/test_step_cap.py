@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nbsupport.scales import CAP_PREMISE, MAX_STEPS_ENV, cap_premise, capped_steps, preset, step_cap
-from nbsupport.train import fit, train
+from nbsupport.train import fit
 
 rec = importlib.import_module("nbsupport.record")
 
@@ -63,16 +63,12 @@ def _data():
     return x, (x @ torch.tensor([1.0, -2.0, 0.5]) > 0).long()
 
 
-def test_fit_and_legacy_train_stop_at_the_cap(capped):
+def test_fit_stops_at_the_cap(capped):
     x, y = _data()
     res = fit(lambda s: torch.nn.Linear(3, 2), (x, y), steps=100, batch_size=16, seeds=[0, 1], workers=1,
               eval_fn=lambda m: {"acc": 0.0}, eval_every=50, progress=False)
     assert res.log.groupby("seed").step.max().tolist() == [3, 3]
     assert res.final.acc.notna().all()  # the last (capped) step is evaluated
-    model = torch.nn.Linear(3, 2)
-    log = train(model, [(x, y)], lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]),
-                torch.optim.SGD(model.parameters(), lr=0.1), 100, progress=False)
-    assert log.step.tolist() == [1, 2, 3]
 
 
 def test_claims_are_not_judged_under_the_cap(capped):

@@ -65,6 +65,23 @@ def test_a_module_instance_is_copied_per_seed_and_left_unchanged():
     assert res.models[0] is not net and not torch.equal(flat(res.models[0]), flat(res.models[1]))
 
 
+def test_fit_in_place_trains_the_module_itself_as_fit_trains_its_copy():
+    torch.manual_seed(2)
+    net = mlp(2)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    log = train.fit_in_place(net, (X, Y), seed=2, steps=6, batch_size=16, lr=1e-2, progress=False)
+    assert log.seed.tolist() == [2] * 6 and log.step.tolist() == list(range(1, 7))
+    twin = mlp(2)
+    twin.load_state_dict(start)
+    ref = train.fit(twin, (X, Y), seeds=[2], steps=6, batch_size=16, lr=1e-2, device="cpu", progress=False,
+                    workers=1)
+    assert torch.equal(flat(net), flat(ref.models[2])) and log.loss.tolist() == ref.log.loss.tolist()
+    with pytest.raises(ValueError, match="pass seed="):
+        train.fit_in_place(net, (X, Y), seeds=[0, 1], steps=1, batch_size=16)
+    with pytest.raises(TypeError, match="nn.Module"):
+        train.fit_in_place(mlp, (X, Y), steps=1, batch_size=16)
+
+
 def test_parallel_batched_and_sequential_give_the_same_parameters():
     kw = dict(seeds=[0, 1, 2], steps=8, grad_clip=0.5, schedule=schedules.cosine(2, 8), eval_fn=accuracy,
               eval_every=4)
@@ -103,6 +120,38 @@ def test_eval_every_adds_eval_rows():
     res = quick(steps=10, eval_fn=accuracy, eval_every=4)
     assert res.evals.step.tolist() == [4, 8, 10] and res.evals.columns.tolist() == ["seed", "step", "acc"]
     assert res.log.acc.notna().sum() == 3
+
+
+def test_eval_at_adds_evaluations_at_those_steps():
+    res = quick(steps=10, eval_fn=accuracy, eval_every=4, eval_at=[1, 2, 4])
+    assert res.evals.step.tolist() == [1, 2, 4, 8, 10]
+    with pytest.raises(ValueError, match="eval_at"):
+        quick(eval_at=[3])
+
+
+def test_start_counts_steps_schedule_and_data_stream_on_with_a_fresh_optimizer():
+    seeds_seen = []
+
+    def sampler(step, generator):
+        seeds_seen.append((step, generator.initial_seed()))
+        return by_step(step, generator)
+
+    sched = schedules.cosine(2, 10)
+    torch.manual_seed(0)
+    net = mlp(0)
+    res = train.fit(net, sampler, steps=4, start=6, lr=0.05, schedule=sched, seeds=[0], device="cpu",
+                    progress=False, workers=1, eval_fn=accuracy, eval_at=[7])
+    assert res.log.step.tolist() == [7, 8, 9, 10] and res.evals.step.tolist() == [7, 10]
+    np.testing.assert_allclose(res.log.lr, 0.05 * sched(np.arange(6, 10)), rtol=1e-12)
+    assert seeds_seen == [(t, train.derived_seed(0, 1, 6)) for t in (7, 8, 9, 10)]
+    # a fresh optimizer: the same as a new run whose sampler and schedule are shifted by hand
+    ref = train.fit(net, lambda t, g: by_step(t + 6, g), steps=4, lr=0.05, schedule=lambda t: sched(t + 6),
+                    seeds=[0], device="cpu", progress=False, workers=1)
+    torch.testing.assert_close(flat(res.models[0]), flat(ref.models[0]))
+    with pytest.raises(ValueError, match="start"):
+        train.fit(res, by_step, steps=1, start=3, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="start must be"):
+        quick(start=-1)
 
 
 def test_sampler_data_gets_the_run_generator_and_metrics_are_logged():
