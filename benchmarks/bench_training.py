@@ -71,9 +71,11 @@ def family(name: str) -> tuple[Any, Any, dict[str, Any]]:
         return lambda s: CNN(10, channels=16, hidden=128), (X, y), dict(batch_size=64)
     if name == "s4d":
         from nbsupport.models.s4d import S4DModel
+        from nbsupport.ssm.init import s4d_init
 
         X, y = torch.randn(512, 512, 1, generator=g), torch.randint(10, (512,), generator=g)
-        return (lambda s: S4DModel(1, 10, d_model=32, n_layers=1, d_state=16, pool="mean"), (X, y),
+        A = s4d_init("lin", 16)
+        return (lambda s: S4DModel(1, 10, d_model=32, n_layers=1, A_init=A, pool="mean"), (X, y),
                 dict(batch_size=16, lr=3e-3))
     if name == "mf":
         from nbsupport import recsys
