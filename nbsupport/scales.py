@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+from nbsupport.env import positive_int_env
+
 SCALES = ("smoke", "standard", "full")
 MAX_STEPS_ENV = "NBSUPPORT_MAX_STEPS"
 CAP_PREMISE = f"the run was not step-capped ({MAX_STEPS_ENV} unset)"
@@ -42,17 +44,7 @@ def check_scale(scale: str) -> str:
 
 def step_cap() -> int | None:
     """The step cap ``$NBSUPPORT_MAX_STEPS`` as a positive int, or None when unset or empty."""
-    text = os.environ.get(MAX_STEPS_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        cap = int(text)
-    except ValueError:
-        cap = 0
-    if cap < 1:
-        raise ValueError(f"{MAX_STEPS_ENV}={text!r}: set it to a positive number of steps (e.g. 3), "
-                         f"or unset it to train for the preset's steps")
-    return cap
+    return positive_int_env(MAX_STEPS_ENV, "a number of steps, e.g. 3", "to train for the preset's steps")
 
 
 def capped_steps(steps: int) -> int:

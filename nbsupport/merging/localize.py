@@ -42,24 +42,23 @@ def _floats(state: State) -> list[str]:
     return [k for k, v in state.items() if v.is_floating_point()]
 
 
+def _require_like(state: State, keys: Sequence[str], base: State, name: str, fix: str) -> None:
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"the {name} lacks {missing[:3]}: {fix}")
+    bad = [k for k in keys if state[k].shape != base[k].shape]
+    if bad:
+        raise ValueError(f"the {name}'s shapes differ from the base's at {bad[:3]}: {fix}")
+
+
 def _check_pair(base: State, finetuned: State) -> list[str]:
     keys = _floats(base)
-    missing = [k for k in keys if k not in finetuned]
-    if missing:
-        raise ValueError(f"the fine-tuned state lacks {missing[:3]}: pass the fine-tune of this base")
-    bad = [k for k in keys if finetuned[k].shape != base[k].shape]
-    if bad:
-        raise ValueError(f"shapes differ between base and fine-tuned state at {bad[:3]}: pass the fine-tune of this base")
+    _require_like(finetuned, keys, base, "fine-tuned state", "pass the fine-tune of this base")
     return keys
 
 
 def _check_mask(mask: State, keys: Sequence[str], base: State) -> None:
-    missing = [k for k in keys if k not in mask]
-    if missing:
-        raise ValueError(f"the mask lacks {missing[:3]}: build it from the same states (e.g. top_movement_mask)")
-    bad = [k for k in keys if mask[k].shape != base[k].shape]
-    if bad:
-        raise ValueError(f"the mask's shapes differ from the state's at {bad[:3]}")
+    _require_like(mask, keys, base, "mask", "build it from the same states (e.g. top_movement_mask)")
 
 
 def movement(base: State, finetuned: State) -> dict[str, torch.Tensor]:

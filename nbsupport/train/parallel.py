@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from nbsupport.env import positive_int_env
+
 R = TypeVar("R")
 ENV = "NBSUPPORT_WORKERS"
 
@@ -40,15 +42,8 @@ def _threads_from_env() -> int | None:
 
 def cores() -> int:
     """CPU cores this process may keep busy: ``$NBSUPPORT_WORKERS``, else its CPU affinity."""
-    value = os.environ.get(ENV)
-    if value is not None and value.strip():
-        try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ValueError(f"{ENV} must be a positive int (cores for training), got {value!r}; "
-                             f"unset it to use every core")
+    n = positive_int_env(ENV, "cores for training", "to use every core")
+    if n is not None:
         return n
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -33,3 +33,17 @@ def test_device_and_seed(monkeypatch):
     assert isinstance(g, torch.Generator)
     with pytest.raises(ValueError):
         seed_everything(-1)
+
+
+def test_positive_int_env(monkeypatch):
+    from nbsupport.env import positive_int_env
+
+    monkeypatch.delenv("NBSUPPORT_TEST_INT", raising=False)
+    assert positive_int_env("NBSUPPORT_TEST_INT", "things", "for none") is None
+    for text, value in ((" ", None), ("3", 3), (" 12 ", 12)):
+        monkeypatch.setenv("NBSUPPORT_TEST_INT", text)
+        assert positive_int_env("NBSUPPORT_TEST_INT", "things", "for none") == value
+    for bad in ("0", "-1", "1.5", "two"):
+        monkeypatch.setenv("NBSUPPORT_TEST_INT", bad)
+        with pytest.raises(ValueError, match=r"NBSUPPORT_TEST_INT must be a positive int \(things\), got .*; unset it for none"):
+            positive_int_env("NBSUPPORT_TEST_INT", "things", "for none")

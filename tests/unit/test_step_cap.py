@@ -28,7 +28,7 @@ def test_step_cap_unset_empty_and_bad(monkeypatch):
     assert step_cap() is None
     for bad in ("0", "-2", "three", "1.5"):
         monkeypatch.setenv(MAX_STEPS_ENV, bad)
-        with pytest.raises(ValueError, match="positive number of steps"):
+        with pytest.raises(ValueError, match="NBSUPPORT_MAX_STEPS must be a positive int"):
             step_cap()
 
 
