@@ -24,7 +24,9 @@ from harness import RESULTS, devices, run_cases
 from torch.nn import functional as F
 
 FAMILIES = ("gpt", "mlp", "cnn", "s4d", "mf", "minilm_head")
-STEPS = {"gpt": 24, "mlp": 40, "cnn": 16, "s4d": 12, "mf": 50, "minilm_head": 60}
+# Steps per seed: 0.6-4 s of training on one core, as a seed of a notebook at standard scale (much shorter
+# runs measure the cost of forking workers rather than training).
+STEPS = {"gpt": 240, "mlp": 400, "cnn": 160, "s4d": 120, "mf": 500, "minilm_head": 600}
 CPU_ARMS = {"1 seed": dict(seeds=[0], workers=1), "3 seeds parallel": dict(seeds=[0, 1, 2], workers=None),
             "3 seeds batched": dict(seeds=[0, 1, 2], batched=True),
             "3 seeds sequential": dict(seeds=[0, 1, 2], workers=1)}

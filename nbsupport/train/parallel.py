@@ -8,7 +8,7 @@ process never collapses, and several seeds fill the cores from separate processe
 The environment variable ``NBSUPPORT_WORKERS`` (contract):
 
 - A positive int: the number of CPU cores this process may keep busy with training, so the
-  most seed workers :func:`run_seeds` and :func:`nbsupport.train.fit` start. The notebook
+  most workers :func:`run_tasks`, :func:`run_seeds` and :func:`nbsupport.train.fit` start. The notebook
   runner sets it in each kernel to ``max(1, cores // jobs)`` so that ``--jobs`` kernels and
   their seed workers share the cores without oversubscribing; a user may set it by hand.
 - Unset: the cores this process may run on (``os.sched_getaffinity``).
@@ -87,54 +87,74 @@ def _init_worker() -> None:
     os.environ[ENV] = "1"  # nested training in a worker runs its seeds in turn
 
 
-def _call(index_seed: tuple[int, Any]) -> tuple[int, Any]:
-    index, seed = index_seed
-    return index, _FN(seed)
+def _call(index_task: tuple[int, Any]) -> tuple[int, Any]:
+    index, task = index_task
+    return index, _FN(task)
 
 
-def run_seeds(fn: Callable[[Any], R], seeds: Sequence[Any], *, workers: int | None = None,
-              on_result: Callable[[Any, R], Any] | None = None) -> list[R]:
-    """``[fn(seed) for seed in seeds]``, in forked worker processes with one torch thread each.
+def run_tasks(fn: Callable[[Any], R], tasks: Sequence[Any], *, workers: int | None = None,
+              on_result: Callable[[Any, R], Any] | None = None,
+              cost: Callable[[Any], float] | None = None) -> list[R]:
+    """``[fn(task) for task in tasks]``, in forked worker processes with one torch thread each.
 
-    ``workers`` defaults to :func:`default_workers` (``$NBSUPPORT_WORKERS`` or the cores).
-    With one worker, one seed, no ``fork`` start method, or CUDA already initialized here
-    (a forked child cannot use it), ``fn`` runs here, seed after seed. Workers are forked,
-    so ``fn`` may be a lambda or a function defined in a notebook: it is inherited, never
-    pickled; its results are pickled back (return CPU tensors, modules, numbers,
-    DataFrames). Each worker uses one torch thread. ``on_result(seed, result)``
-    is called here as each seed finishes (in any order), e.g. to advance a progress bar. The
-    results come back in the order of ``seeds``; an exception in ``fn`` is raised here.
+    ``tasks`` are any picklable values, e.g. ``(seed, arm)`` pairs: splitting each seed's work
+    into independent pieces keeps every core busy where whole seeds would not (3 seeds on 2
+    cores leave one core idle for the last seed; 9 ``(seed, arm)`` pieces do not).
+    ``cost(task)``, if given, is a task's expected run time in any unit: workers take the
+    costliest tasks first (longest processing time first), so no core is left with one long
+    task at the end; without it they take the tasks in order. ``workers`` defaults to :func:`default_workers` of the task count
+    (``$NBSUPPORT_WORKERS`` or the cores). With one worker, one task, no ``fork`` start method,
+    or CUDA already initialized here (a forked child cannot use it), ``fn`` runs here, task
+    after task. Workers are forked, so ``fn`` may be a lambda or a function defined in a
+    notebook: it is inherited, never pickled; its results are pickled back (return CPU
+    tensors, modules, numbers, DataFrames). ``on_result(task, result)`` is called here as each
+    task finishes (in any order), e.g. to advance a progress bar. The results come back in the
+    order of ``tasks``; an exception in ``fn`` is raised here.
     """
     global _FN
-    seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise ValueError(f"run_seeds: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("run_tasks: tasks is empty; pass at least one task")
     if workers is None:
-        workers = default_workers(len(seeds))
+        workers = default_workers(len(tasks))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"run_seeds: workers must be a positive int or None, got {workers!r}")
-    workers = min(workers, len(seeds))
+        raise ValueError(f"run_tasks: workers must be a positive int or None, got {workers!r}")
+    workers = min(workers, len(tasks))
     if workers <= 1 or "fork" not in get_all_start_methods() or torch.cuda.is_initialized():
         out = []
-        for seed in seeds:
-            out.append(fn(seed))
+        for task in tasks:
+            out.append(fn(task))
             if on_result is not None:
-                on_result(seed, out[-1])
+                on_result(task, out[-1])
         return out
-    results: list[Any] = [None] * len(seeds)
+    results: list[Any] = [None] * len(tasks)
     previous, _FN = _FN, fn
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_init_worker) as pool:
-            futures = [pool.submit(_call, (i, s)) for i, s in enumerate(seeds)]
+            order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else range(len(tasks))
+            futures = [pool.submit(_call, (i, tasks[i])) for i in order]
             try:
                 for fut in as_completed(futures):
                     i, res = fut.result()
                     results[i] = res
                     if on_result is not None:
-                        on_result(seeds[i], res)
+                        on_result(tasks[i], res)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     finally:
         _FN = previous
     return results
+
+
+def run_seeds(fn: Callable[[int], R], seeds: Sequence[int], *, workers: int | None = None,
+              on_result: Callable[[int, R], Any] | None = None) -> list[R]:
+    """``[fn(seed) for seed in seeds]`` over worker processes: :func:`run_tasks` with int seeds.
+
+    ``seeds`` must be a non-empty list of non-negative ints; everything else is as
+    :func:`run_tasks` (results in the order of ``seeds``, one torch thread per worker).
+    """
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"run_seeds: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    return run_tasks(fn, seeds, workers=workers, on_result=on_result)

@@ -3,6 +3,9 @@ threads and workers, and clear errors. Tiny models and few steps (the module run
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -210,6 +213,49 @@ def test_workers_after_parent_threads_with_a_loss_that_cannot_be_imported():
         torch.set_num_threads(before)
     assert res.mode == "parallel" and len(res.log) == 12 and threads == [1, 1]
     torch.testing.assert_close(flat(res.models[1]), flat(quick(seeds=[1], loss=namespace["made_up_loss"]).models[1]))
+
+
+def test_run_tasks_splits_work_over_workers_and_keeps_order():
+    tasks = [(seed, arm) for seed in (0, 1, 2) for arm in ("a", "bb")]
+    seen = []
+
+    def work(task):
+        seed, arm = task
+        return seed * 10 + len(arm), torch.get_num_threads(), os.getpid()
+
+    out = train.run_tasks(work, tasks, workers=2, on_result=lambda t, r: seen.append(t))
+    assert [v for v, _, _ in out] == [1, 2, 11, 12, 21, 22]  # the order of tasks, whatever finished first
+    assert {n for _, n, _ in out} == {1} and os.getpid() not in {p for _, _, p in out}
+    assert sorted(seen) == sorted(tasks)
+    assert [v for v, _, _ in train.run_tasks(work, tasks, workers=1)] == [1, 2, 11, 12, 21, 22]
+    with pytest.raises(ValueError, match="tasks is empty"):
+        train.run_tasks(work, [])
+    with pytest.raises(ValueError, match="seeds must be a non-empty list"):
+        train.run_seeds(work, [(0, "a")])
+
+
+def test_run_tasks_starts_the_costliest_tasks_first(tmp_path):
+    log = tmp_path / "started"
+
+    def work(task):
+        with open(log, "a") as f:
+            f.write(f"{task}\n")
+        time.sleep(0.3)
+        return task * 2
+
+    assert train.run_tasks(work, [1, 5, 3, 4], workers=2, cost=lambda t: t) == [2, 10, 6, 8]
+    started = [int(line) for line in log.read_text().split()]
+    assert set(started[:2]) == {5, 4} and set(started[2:]) == {3, 1}
+
+
+def test_run_tasks_raises_a_workers_error_here():
+    def work(task):
+        if task == 2:
+            raise RuntimeError("task 2 failed")
+        return task
+
+    with pytest.raises(RuntimeError, match="task 2 failed"):
+        train.run_tasks(work, [0, 1, 2, 3], workers=2)
 
 
 def test_threads_default_to_one_unless_the_user_chose(monkeypatch):
