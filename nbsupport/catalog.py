@@ -23,6 +23,7 @@ from typing import Any
 
 import nbformat
 
+from nbsupport.report import entries_of
 from nbsupport.runner import NOTEBOOKS, ROOT, list_notebooks
 from nbsupport.scales import SCALES
 
@@ -71,9 +72,10 @@ def read_timings(path: Path = TIMINGS) -> dict[str, Any]:
 def merge_index(timings: dict[str, Any], index: Path, note: str) -> dict[str, Any]:
     """``timings`` with the ok runs of ``index`` (one run's ``index.json``) stored under their scale;
     a run under the step cap (its ``step_cap`` record) is not that scale's time and is left out."""
-    entries = json.loads(Path(index).read_text())
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{index}: expected the list of notebooks that `python -m nbsupport run` writes")
+    data = json.loads(Path(index).read_text())
+    if not isinstance(data, dict | list) or not (entries := entries_of(data)):
+        raise ValueError(f"{index}: expected the index.json that `python -m nbsupport run` writes "
+                         "(its \"notebooks\" list is empty or missing); pass outputs/index.json of a run")
     timings = {k: dict(v) for k, v in timings.items()}
     for scale in sorted({e["scale"] for e in entries}):
         ok = {e["notebook"]: e["seconds"] for e in entries if e["scale"] == scale and e["status"] == "ok"

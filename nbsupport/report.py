@@ -48,7 +48,7 @@ def scoreboard(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]
     return dict(sorted(board.items(), key=lambda kv: (kv[0] == "all", kv[0])))
 
 
-def _entries_of(index: Any) -> list[dict[str, Any]]:
+def entries_of(index: Any) -> list[dict[str, Any]]:
     """Notebook entries of an existing index.json (a list in reports before the schema)."""
     entries = index.get("notebooks", []) if isinstance(index, dict) else index
     # entries written before claims had verdicts carry nothing the scoreboard can count
@@ -67,7 +67,7 @@ def merge_entries(index_json: Path, new: Iterable[Mapping[str, Any]]) -> list[di
     entries: dict[str, dict[str, Any]] = {}
     if index_json.exists():
         try:
-            entries = {e["notebook"]: e for e in _entries_of(json.loads(index_json.read_text()))}
+            entries = {e["notebook"]: e for e in entries_of(json.loads(index_json.read_text()))}
         except (json.JSONDecodeError, KeyError, TypeError):
             entries = {}  # an unreadable report is rebuilt from this run
     for e in new:

@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from nbsupport import catalog
 from nbsupport.catalog import fmt_seconds, learning_path, merge_index, render, short_question
+from nbsupport.report import build_index
 
 
 def test_fmt_seconds():
@@ -20,17 +23,23 @@ def test_short_question_keeps_the_question_and_its_referent():
 
 def test_merge_index_keeps_other_scales_and_skips_failures(tmp_path):
     index = tmp_path / "index.json"
-    index.write_text(json.dumps([
-        {"notebook": "notebooks/a.ipynb", "scale": "smoke", "seconds": 3.0, "status": "ok"},
-        {"notebook": "notebooks/b.ipynb", "scale": "smoke", "seconds": 9.0, "status": "failed"},
-        {"notebook": "notebooks/c.ipynb", "scale": "full", "seconds": 9.0, "status": "ok",
-         "records": {"step_cap": {"max_steps": 2}}}]))  # a capped run is not the scale's time
+    entries = [
+        {"notebook": "notebooks/a.ipynb", "scale": "smoke", "seconds": 3.0, "status": "ok", "theme": "t"},
+        {"notebook": "notebooks/b.ipynb", "scale": "smoke", "seconds": 9.0, "status": "failed", "theme": "t"},
+        {"notebook": "notebooks/c.ipynb", "scale": "full", "seconds": 9.0, "status": "ok", "theme": "t",
+         "records": {"step_cap": {"max_steps": 2}}}]  # a capped run is not the scale's time
+    index.write_text(json.dumps(build_index(entries)))  # what the runner writes
     old = {"standard": {"measured": "2026-01-01", "note": "n", "seconds": {"notebooks/a.ipynb": 60.0}},
            "smoke": {"measured": "2026-01-01", "note": "n", "seconds": {"notebooks/b.ipynb": 5.0}}}
     new = merge_index(old, index, "here")
     assert new["standard"] == old["standard"] and "full" not in new
     assert new["smoke"]["seconds"] == {"notebooks/a.ipynb": 3.0, "notebooks/b.ipynb": 5.0}
     assert new["smoke"]["note"] == "here" and old["smoke"]["seconds"] == {"notebooks/b.ipynb": 5.0}
+    index.write_text(json.dumps(entries))  # an index.json from before the schema: a bare list
+    assert merge_index(old, index, "here") == new
+    index.write_text(json.dumps({"schema": 1, "notebooks": []}))
+    with pytest.raises(ValueError, match="pass outputs/index.json of a run"):
+        merge_index(old, index, "here")
 
 
 def test_learning_path_order_and_prerequisites():
