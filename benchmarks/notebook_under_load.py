@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from harness import RESULTS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -90,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         for busy in (False, True):
             rows.append(run_once(args.notebook, args.scale, workers, busy))
             print(json.dumps(rows[-1]), flush=True)
+    md = table(rows)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "notebook_under_load.json").write_text(json.dumps(rows, indent=1))
-    (RESULTS / "notebook_under_load.md").write_text(table(rows))
-    print(table(rows))
+    (RESULTS / "notebook_under_load.md").write_text(md)
+    print(md)
     return 0
 
 

@@ -8,9 +8,10 @@ process never collapses, and several seeds fill the cores from separate processe
 The environment variable ``NBSUPPORT_WORKERS`` (contract):
 
 - A positive int: the number of CPU cores this process may keep busy with training, so the
-  most workers :func:`run_tasks`, :func:`run_seeds` and :func:`nbsupport.train.fit` start. The notebook
-  runner sets it in each kernel to ``max(1, cores // jobs)`` so that ``--jobs`` kernels and
-  their seed workers share the cores without oversubscribing; a user may set it by hand.
+  most workers :func:`run_tasks`, :func:`run_seeds` and :func:`nbsupport.train.fit` start.
+  The notebook runner sets it in each kernel to ``max(1, cores // jobs)`` so that ``--jobs``
+  kernels and their seed workers share the cores without oversubscribing; a user may set it
+  by hand.
 - Unset: the cores this process may run on (``os.sched_getaffinity``).
 - Inside a worker it is ``1``, so a training run nested in a worker runs its seeds in turn.
 """
@@ -102,10 +103,10 @@ def run_tasks(fn: Callable[[Any], R], tasks: Sequence[Any], *, workers: int | No
     cores leave one core idle for the last seed; 9 ``(seed, arm)`` pieces do not).
     ``cost(task)``, if given, is a task's expected run time in any unit: workers take the
     costliest tasks first (longest processing time first), so no core is left with one long
-    task at the end; without it they take the tasks in order. ``workers`` defaults to :func:`default_workers` of the task count
-    (``$NBSUPPORT_WORKERS`` or the cores). With one worker, one task, no ``fork`` start method,
-    or CUDA already initialized here (a forked child cannot use it), ``fn`` runs here, task
-    after task. Workers are forked, so ``fn`` may be a lambda or a function defined in a
+    task at the end; without it they take the tasks in order. ``workers`` defaults to
+    :func:`default_workers` of the task count (``$NBSUPPORT_WORKERS`` or the cores). With one
+    worker, one task, no ``fork`` start method, or CUDA already initialized here (a forked
+    child cannot use it), ``fn`` runs here, task after task. Workers are forked, so ``fn`` may be a lambda or a function defined in a
     notebook: it is inherited, never pickled; its results are pickled back (return CPU
     tensors, modules, numbers, DataFrames). ``on_result(task, result)`` is called here as each
     task finishes (in any order), e.g. to advance a progress bar. The results come back in the
