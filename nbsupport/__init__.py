@@ -1,7 +1,7 @@
 """nbsupport: everything the Warm Start notebooks share.
 
 Entry points (names fixed): ``record``, ``check``, ``claim``, ``summary``, ``read_records``,
-``read_checks``, ``read_claims``, ``device``, ``seed_everything``, ``preset``; theme modules
+``read_checks``, ``read_claims``, ``premise``, ``device``, ``seed_everything``, ``preset``; theme modules
 ``schedules``, ``merging``, ``ssm``, ``calibration``, ``recsys`` are imported on first use
 (``nbsupport.schedules``).
 """
@@ -12,6 +12,7 @@ import importlib
 from typing import Any
 
 from nbsupport.env import device, seed_everything
+from nbsupport.evidence import premise
 from nbsupport.record import (
     check,
     claim,
@@ -26,7 +27,7 @@ from nbsupport.sweep import sweep
 
 __version__ = "0.1.0"
 __all__ = [
-    "SCALES", "check", "claim", "device", "preset", "read_checks", "read_claims",
+    "SCALES", "check", "claim", "device", "premise", "preset", "read_checks", "read_claims",
     "read_records", "record", "seed_everything", "summary", "sweep",
 ]
 

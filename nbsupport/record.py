@@ -18,11 +18,12 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nbsupport.evidence import VERDICTS, judge
+from nbsupport.registry import edits, registered
 from nbsupport.scales import MAX_STEPS_ENV, cap_premise, step_cap
 
 RECORD_MIME = "application/vnd.nbsupport.record+json"
@@ -126,23 +127,31 @@ def check(name: str, ok: Any, statement: str, *, needs_training: bool = False, *
 
 def claim(name: str, statement: str, effect: Any, *, expect: str = ">", margin: float = 0.0,
           unit: str = "seed", paper: str = "", requires: Mapping[str, Any] | None = None,
-          method: str = "auto", level: float = 0.9) -> None:
-    """A paper's finding, judged from paired effects (arm A minus arm B per ``unit``).
+          about: str | None = None, sign_only: str | None = None, level: float = 0.9) -> None:
+    """A paper's finding, judged from paired effects (arm A minus arm B) over trained models.
 
-    ``effect`` holds one paired difference per seed (or per test example / user on the same
-    models). ``expect`` is ``">"`` (the effect exceeds ``margin``), ``"<"`` (it lies below
-    ``-margin``) or ``"≈"`` (it lies within ``±margin``). ``requires`` maps premise statements
-    to their truth; a false one makes the claim *not judged* (under the step cap
-    ``$NBSUPPORT_MAX_STEPS`` every claim is: :func:`nbsupport.scales.cap_premise`). The verdict rules are in
-    :mod:`nbsupport.evidence` (two-sided 90 % interval of the mean effect by default).
+    ``effect`` holds one paired difference per seed (``unit="seed"``), or a seeds x units matrix
+    (one row per seed, one column per test example / user / token named by ``unit``; rows are
+    averaged, the seeds carry the interval). A 1-D effect over units is accepted only with
+    ``about="..."`` naming the one fixed artifact the claim concerns. ``expect`` is ``">"`` (the
+    effect exceeds ``margin``), ``"<"`` (it lies below ``-margin``) or ``"≈"`` (it lies within
+    ``±margin``); a directional claim needs ``margin > 0``, its smallest effect of interest, or
+    ``sign_only="why"``. ``requires`` maps premise statements to
+    :func:`nbsupport.evidence.premise` numbers; a failed one makes the claim *not judged* (under
+    the step cap ``$NBSUPPORT_MAX_STEPS`` every claim is: :func:`nbsupport.scales.cap_premise`).
+    The claim is compared with the claims registry (``claims.yaml`` beside the notebook) when
+    there is one. Verdict rules: :mod:`nbsupport.evidence` (two-sided 90 % interval).
     """
     name = _name("claim", name)
     if not isinstance(unit, str) or not unit:
-        raise ValueError("claim: unit names what one effect value is per: 'seed', 'example', 'user', ...")
+        raise ValueError("claim: unit names what one effect value is per: 'seed', or the columns of a "
+                         "seeds x units effect ('example', 'user', ...)")
     if cap_premise() and (requires is None or isinstance(requires, Mapping)):
         requires = {**(requires or {}), **cap_premise()}
-    judged = judge(effect, expect=expect, margin=margin, requires=requires, level=level, method=method)
+    judged = judge(effect, expect=expect, margin=margin, requires=requires, level=level, unit=unit,
+                   about=about, sign_only=sign_only)
     entry = {"name": name, "statement": str(statement), "paper": str(paper), "unit": unit, **judged}
+    entry["registry"] = registered(name, entry)
     entry = _jsonable(entry)
     _CLAIMS[name] = entry
     _display({CLAIM_MIME: entry, "text/plain": claim_line(entry)})
@@ -159,37 +168,73 @@ def effect_text(c: Mapping[str, Any]) -> str:
     return f"{_num(float(c['mean']))} [{_num(lo)}, {_num(hi)}]"
 
 
+def n_text(c: Mapping[str, Any]) -> str:
+    """What the interval ran over: ``3 seeds``, ``3 seeds × 943 users``, or ``2900 examples of
+    <the one artifact>``."""
+    n = int(c["n"])
+    if c.get("over") == "units":
+        return f"{n} {plural(c['unit'], n)} of {c.get('about') or 'one artifact'}"
+    text = f"{n} {plural('seed', n)}"
+    per = c.get("units_per_seed")
+    if c["unit"] != "seed" and per:
+        per = round(sum(per) / len(per)) if isinstance(per, list) else per
+        text += f" × {'~' if isinstance(c.get('units_per_seed'), list) else ''}{per} {plural(c['unit'], per)}"
+    return text
+
+
+def notes(c: Mapping[str, Any]) -> list[str]:
+    """The reason, the premises with their numbers, the registry's word and earlier verdicts."""
+    out = [c["reason"]] if c.get("reason") else []
+    out += [f"premise {'held' if p['ok'] else 'FAILED'}: {p['statement']} ({p['text']})"
+            for p in c.get("premises", []) if p.get("op")]
+    if c.get("sign_only"):
+        out.append(f"margin 0 (sign only): {c['sign_only']}")
+    reg = c.get("registry") or {}
+    if reg.get("status") in ("unregistered", "differs"):
+        out.append(f"REGISTRY: {reg['status']}: " + "; ".join(reg.get("problems", [])))
+    for h in edits(c):
+        before = h["before"]
+        was = f"{before.get('verdict', '?')} {before.get('effect', '')}".strip() if isinstance(before, Mapping) else before
+        out.append(f"edited {h.get('date', '')} after a run ({h.get('change', '')}); before: {was}")
+    return out
+
+
 def claim_line(c: Mapping[str, Any]) -> str:
-    """One line for a claim: verdict, statement, effect with its interval, n and unit."""
+    """One line for a claim: verdict, statement, effect with its interval and n, then its notes."""
     target = {">": f"> {_num(c['margin'])}", "<": f"< -{_num(c['margin'])}",
               "≈": f"within ±{_num(c['margin'])}"}[c["expect"]]
-    reason = f"; {c['reason']}" if c.get("reason") else ""
+    rest = "".join(f"; {x}" for x in notes(c))
     return (f"[{c['verdict']}] {c['statement']} effect {effect_text(c)} (expected {target}; "
-            f"{int(c['level'] * 100)} % interval, n={c['n']} {plural(c['unit'], c['n'])}){reason}")
+            f"{int(c['level'] * 100)} % interval, n = {n_text(c)}){rest}")
 
 
 #: Column headers of a claims table (:func:`claim_row`).
 CLAIM_COLUMNS = ("verdict", "claim", "effect [90 % interval]", "expected", "n", "paper")
 
 
-def claim_row(c: Mapping[str, Any], link: str = "") -> str:
-    """One HTML table row for a claim (columns :data:`CLAIM_COLUMNS`, then a link if given)."""
+def claim_row(c: Mapping[str, Any], link: str = "", extra: str = "") -> str:
+    """One HTML table row for a claim (columns :data:`CLAIM_COLUMNS`, then ``extra`` cells and
+    a link if given)."""
     colour = COLOURS.get(c["verdict"], "#000")
-    reason = f'<br><small>{html.escape(c["reason"])}</small>' if c.get("reason") else ""
+    small = "".join(f"<br><small>{html.escape(x)}</small>" for x in notes(c))
     link_cell = f'<td><a href="{html.escape(link)}">notebook</a></td>' if link else ""
     return (f'<tr><td style="color:{colour};font-weight:bold">{html.escape(c["verdict"])}</td>'
-            f'<td>{html.escape(c["statement"])}{reason}<br><small><code>{html.escape(c["name"])}</code></small></td>'
+            f'<td>{html.escape(c["statement"])}{small}<br><small><code>{html.escape(c["name"])}</code></small></td>'
             f"<td>{html.escape(effect_text(c))}</td><td>{html.escape(c['expect'])} {_num(float(c['margin']))}</td>"
-            f"<td>{c['n']} {html.escape(plural(c['unit'], c['n']))}</td><td>{html.escape(c.get('paper', ''))}</td>"
-            f"{link_cell}</tr>")
+            f"<td>{html.escape(n_text(c))}</td><td>{html.escape(c.get('paper', ''))}</td>"
+            f"{extra}{link_cell}</tr>")
 
 
-def claims_table(claims: list[Mapping[str, Any]], link: str = "") -> str:
-    """An HTML table of claims (the notebook's summary and the batch report)."""
+def claims_table(claims: list[Mapping[str, Any]], link: str = "",
+                 extra: tuple[str, Callable[[Mapping[str, Any]], str]] | None = None) -> str:
+    """An HTML table of claims (the notebook's summary and the batch report); ``extra`` adds a
+    column: its header and a function giving a claim's cell content (HTML)."""
     if not claims:
         return "<p>No claims.</p>"
-    head = "".join(f"<th>{h}</th>" for h in CLAIM_COLUMNS) + ("<th></th>" if link else "")
-    return f"<table><tr>{head}</tr>{''.join(claim_row(c, link) for c in claims)}</table>"
+    heads = [*CLAIM_COLUMNS, *([extra[0]] if extra else [])]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads) + ("<th></th>" if link else "")
+    rows = "".join(claim_row(c, link, f"<td>{extra[1](c)}</td>" if extra else "") for c in claims)
+    return f"<table><tr>{head}</tr>{rows}</table>"
 
 
 def checks_html(checks: list[Mapping[str, Any]]) -> str:

@@ -16,11 +16,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nbsupport.atomic import atomic_write
-from nbsupport.evidence import VERDICTS
+from nbsupport.atomic import atomic_write, locked
+from nbsupport.evidence import VERDICTS, holm
 from nbsupport.record import COLOURS, checks_html, claims_table
 
-SCHEMA = "warm-start-report/1"
+SCHEMA = "warm-start-report/2"
+#: Family-wise level of Holm's correction: the one-sided level of each verdict's interval.
+HOLM_ALPHA = 0.05
 #: Notebook statuses: ran and every check held / a check failed / the run raised or timed out.
 STATUSES = ("ok", "check failed", "failed")
 
@@ -33,18 +35,26 @@ def fmt(v: Any) -> str:
 
 
 def scoreboard(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per theme (and ``"all"``): notebooks, failed runs, claims per verdict, checks passed/failed."""
+    """Per theme (and ``"all"``): notebooks, failed runs, claims per verdict, how many reproduced
+    directional claims survive Holm's correction across that row's judged directional claims,
+    and checks passed/failed."""
     board: dict[str, dict[str, int]] = {}
+    family: dict[str, list[float | None]] = {}
     for e in entries:
         for key in (e["theme"], "all"):
             row = board.setdefault(key, {"notebooks": 0, "failed": 0, **dict.fromkeys(VERDICTS, 0),
-                                         "checks passed": 0, "checks failed": 0})
+                                         "reproduced (Holm)": 0, "checks passed": 0, "checks failed": 0})
             row["notebooks"] += 1
             row["failed"] += e["status"] == "failed"
             for c in e.get("claims", []):
                 row[c["verdict"]] += 1
+                if c.get("expect") in ("<", ">") and c["verdict"] != "not judged":
+                    p = c.get("p")
+                    family.setdefault(key, []).append(float(p) if isinstance(p, (int, float)) else None)
             for k in e.get("checks", []):
                 row["checks passed" if k["ok"] else "checks failed"] += 1
+    for key, ps in family.items():
+        board[key]["reproduced (Holm)"] = sum(holm(ps, HOLM_ALPHA))
     return dict(sorted(board.items(), key=lambda kv: (kv[0] == "all", kv[0])))
 
 
@@ -76,7 +86,7 @@ def merge_entries(index_json: Path, new: Iterable[Mapping[str, Any]]) -> list[di
 
 
 def _scoreboard_html(board: Mapping[str, Mapping[str, int]]) -> str:
-    cols = ["notebooks", "failed", *VERDICTS, "checks passed", "checks failed"]
+    cols = ["notebooks", "failed", VERDICTS[0], "reproduced (Holm)", *VERDICTS[1:], "checks passed", "checks failed"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = []
     for theme, row in board.items():
@@ -89,14 +99,20 @@ def _scoreboard_html(board: Mapping[str, Mapping[str, int]]) -> str:
     return f"<table><tr><th>theme</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_index(index: Mapping[str, Any]) -> str:
-    """The report page for an index (see :func:`build_index`)."""
+def render_index(index: Mapping[str, Any], replication: Mapping[str, Any] | None = None) -> str:
+    """The report page for an index (see :func:`build_index`), with a replication column when a
+    replication report (:mod:`nbsupport.replicate`) is given."""
+    from nbsupport import replicate
+
     sections = []
     for e in index["notebooks"]:
         colour = COLOURS["ok" if e["status"] == "ok" else "failed"]
         status = html.escape(e["status"] + (f": {e['error']}" if e.get("error") else ""))
         links = " ".join(f'<a href="{html.escape(e[k])}">{k}</a>' for k in ("html", "output") if e.get(k))
-        claims = claims_table(e.get("claims", []), e.get("html") or e.get("output") or "")
+        rows = replicate.lookup(replication or {}, e["notebook"])
+        extra = (f"fresh seeds from {replication['seed_base']}", lambda c, rows=rows: replicate.cell(rows.get(c["name"]))) \
+            if rows else None
+        claims = claims_table(e.get("claims", []), e.get("html") or e.get("output") or "", extra)
         checks = checks_html(e["checks"]) if e.get("checks") else ""
         sections.append(
             f"<h3>{html.escape(e.get('title') or e['notebook'])}</h3>"
@@ -105,14 +121,19 @@ def render_index(index: Mapping[str, Any]) -> str:
             f'<span style="color:{colour}">{status}</span> · {links}</p>'
             + claims
             + checks)
+    replication_note = (f' <a href="replication.html">Replication on seeds from {replication["seed_base"]}</a> '
+                        f'at scale {html.escape(str(replication["scale"]))}.' if replication else "")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Warm Start: results</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top}}h3{{margin-bottom:0.2em}}</style></head><body>
 <h1>Warm Start: results</h1>
-<p>Each claim is a paper's finding judged from paired effects (per seed, test example or user): reproduced
-when the 90 % interval of the mean effect lies beyond the margin in the expected direction, contradicted
-when it lies entirely on the other side of zero, inconclusive otherwise, not judged when a premise failed.
-Checks are identities and sanity conditions that must hold. Generated {html.escape(index["generated"])}.</p>
+<p>Each claim is a paper's finding judged from paired effects over trained models (seeds; per-example or
+per-user values are averaged within each seed first): reproduced when the 90 % interval of the mean effect
+lies beyond the smallest effect of interest (the margin) in the expected direction, contradicted when it lies
+entirely on the other side of zero, inconclusive otherwise (with the effect its n could detect), not judged
+when a premise failed. "Reproduced (Holm)" counts the reproductions that survive Holm's correction across the
+row's directional claims. A claim about one fixed artifact says so. Checks are identities and sanity
+conditions that must hold. Generated {html.escape(index["generated"])}.{replication_note}</p>
 {_scoreboard_html(index["scoreboard"])}
 {"".join(sections)}
 </body></html>
@@ -122,7 +143,18 @@ Checks are identities and sanity conditions that must hold. Generated {html.esca
 def write_report(entries: Iterable[Mapping[str, Any]], out: Path) -> Path:
     """Merge ``entries`` into ``<out>/index.json`` and rewrite ``<out>/index.html`` (atomically)."""
     out = Path(out)
+    from nbsupport.replicate import read
+
     index = build_index(merge_entries(out / "index.json", entries))
     atomic_write(out / "index.json", json.dumps(index, indent=1))
-    atomic_write(out / "index.html", render_index(index))
+    atomic_write(out / "index.html", render_index(index, read(out)))
     return out / "index.html"
+
+
+def rewrite_report(out: Path) -> Path | None:
+    """Rewrite ``<out>/index.html`` from its index.json (e.g. after a replication report was
+    written beside it); None when there is no index yet."""
+    if not (Path(out) / "index.json").exists():
+        return None
+    with locked(Path(out) / "index.json"):
+        return write_report([], Path(out))

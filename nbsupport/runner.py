@@ -428,4 +428,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: Modules that add subcommands (each defines ``add_arguments(subparsers)``).
-EXTRA_COMMANDS: list[str] = ["nbsupport.sweep.cli"]
+EXTRA_COMMANDS: list[str] = ["nbsupport.sweep.cli", "nbsupport.registry", "nbsupport.replicate"]

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from nbsupport.env import positive_int_env
+from nbsupport.evidence import Premise, condition
 
 SCALES = ("smoke", "standard", "full")
 MAX_STEPS_ENV = "NBSUPPORT_MAX_STEPS"
@@ -53,9 +54,10 @@ def capped_steps(steps: int) -> int:
     return steps if cap is None else min(steps, cap)
 
 
-def cap_premise() -> dict[str, bool]:
-    """The premise every claim gets: ``{CAP_PREMISE: False}`` under the step cap, else ``{}``."""
-    return {} if step_cap() is None else {CAP_PREMISE: False}
+def cap_premise() -> dict[str, Premise]:
+    """The premise every claim gets: ``{CAP_PREMISE: condition(False)}`` (a condition of the
+    run, with no number) under the step cap, else ``{}``."""
+    return {} if step_cap() is None else {CAP_PREMISE: condition(False)}
 
 
 def _lower(name: str, value: Any, limit: Any) -> Any:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nbsupport import check, claim, read_checks, read_claims, read_records, record, summary
+from nbsupport import check, claim, premise, read_checks, read_claims, read_records, record, summary
 from nbsupport.record import CHECK_MIME, CLAIM_MIME, RECORD_MIME, _jsonable, claim_line
 
 record_module = importlib.import_module("nbsupport.record")
@@ -39,11 +39,11 @@ def test_check_stores_bool_and_never_raises():
 
 def test_claim_and_check_are_keyed_by_name():
     for _ in range(3):
-        claim("c_rerun", "A beats B", [0.1, 0.2, 0.15])
+        claim("c_rerun", "A beats B", [0.1, 0.2, 0.15], margin=0.01)
         check("k_rerun", True, "identity")
     assert list(record_module._CLAIMS).count("c_rerun") == 1
     assert list(record_module._CHECKS).count("k_rerun") == 1
-    claim("c_rerun", "A beats B", [-0.1, -0.2, -0.15])
+    claim("c_rerun", "A beats B", [-0.1, -0.2, -0.15], margin=0.01)
     assert record_module._CLAIMS["c_rerun"]["verdict"] == "contradicted"
 
 
@@ -52,21 +52,36 @@ def test_claim_fields_and_premise():
     c = record_module._CLAIMS["c_fields"]
     assert c["verdict"] == "reproduced" and c["n"] == 3 and c["unit"] == "seed" and c["paper"] == "X 2020, §3"
     assert c["lo"] < c["mean"] < c["hi"] and c["effect"] == [0.3, 0.31, 0.29]
-    claim("c_premise", "A beats B", [0.3, 0.31, 0.29], requires={"the model is above chance": False})
+    claim("c_premise", "A beats B", [0.3, 0.31, 0.29], margin=0.01,
+          requires={"the model is above chance": premise(0.15, ">", 0.2)})
     c = record_module._CLAIMS["c_premise"]
-    assert c["verdict"] == "not judged" and "above chance" in c["reason"]
-    assert "not judged" in claim_line(c)
+    assert c["verdict"] == "not judged" and "above chance (0.15 > 0.2)" in c["reason"]
+    assert "not judged" in claim_line(c) and "premise FAILED" in claim_line(c)
+
+
+def test_claim_over_seeds_and_units_says_so():
+    rows = np.array([[0.1, 0.2, 0.3], [0.2, 0.2, 0.2]])
+    claim("c_2d", "A beats B", rows, margin=0.01, unit="user")
+    c = record_module._CLAIMS["c_2d"]
+    assert c["n"] == 2 and c["units_per_seed"] == 3 and "n = 2 seeds × 3 users" in claim_line(c)
+    claim("c_one", "this model beats that one", np.linspace(0, 1, 40), margin=0.01, unit="example",
+          about="the released checkpoint")
+    assert "40 examples of the released checkpoint" in claim_line(record_module._CLAIMS["c_one"])
 
 
 def test_claim_rejects_bad_input():
     with pytest.raises(ValueError, match="NaN"):
-        claim("c_nan", "s", [1.0, float("nan")])
+        claim("c_nan", "s", [1.0, float("nan")], margin=0.1)
     with pytest.raises(ValueError, match="expect"):
-        claim("c_exp", "s", [1.0, 2.0], expect=">=")
+        claim("c_exp", "s", [1.0, 2.0], expect=">=", margin=0.1)
     with pytest.raises(ValueError, match="margin"):
         claim("c_eq", "s", [1.0, 2.0], expect="≈")
-    with pytest.raises(ValueError, match="1-D"):
-        claim("c_2d", "s", [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="unit="):
+        claim("c_2d", "s", [[1.0, 2.0]], margin=0.01)
+    with pytest.raises(ValueError, match="about="):
+        claim("c_units", "s", [1.0, 2.0], margin=0.01, unit="example")
+    with pytest.raises(ValueError, match="margin > 0"):
+        claim("c_sign", "s", [1.0, 2.0])
 
 
 def test_summary_displays_without_error():

@@ -62,7 +62,7 @@ def test_failing_notebook_is_reported_and_source_untouched(tmp_path):
     assert code == 1
     assert src.read_bytes() == before
     index = json.loads((tmp_path / "index.json").read_text())
-    assert index["schema"] == "warm-start-report/1" and index["scoreboard"]["all"]["failed"] == 1
+    assert index["schema"] == "warm-start-report/2" and index["scoreboard"]["all"]["failed"] == 1
     entry = index["notebooks"][0]
     assert entry["status"] == "failed" and "deliberate failure" in entry["error"]
     assert entry["records"] == {"before_failure": 1}

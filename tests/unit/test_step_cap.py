@@ -5,6 +5,7 @@ import importlib
 import pytest
 import torch
 
+from nbsupport.evidence import premise
 from nbsupport.scales import CAP_PREMISE, MAX_STEPS_ENV, cap_premise, capped_steps, preset, step_cap
 from nbsupport.train import fit
 
@@ -35,7 +36,7 @@ def test_step_cap_unset_empty_and_bad(monkeypatch):
 def test_capped_steps_is_the_minimum(capped):
     assert step_cap() == 3
     assert [capped_steps(n) for n in (1, 3, 4, 1000)] == [1, 3, 3, 3]
-    assert cap_premise() == {CAP_PREMISE: False}
+    assert [p.ok for p in cap_premise().values()] == [False] and list(cap_premise()) == [CAP_PREMISE]
 
 
 def test_preset_lowers_named_values_only_under_the_cap(monkeypatch, capsys):
@@ -72,15 +73,16 @@ def test_fit_stops_at_the_cap(capped):
 
 
 def test_claims_are_not_judged_under_the_cap(capped):
-    rec.claim("capped_claim", "A beats B", [1.0, 1.1, 0.9, 1.2], requires={"A trained": True})
+    rec.claim("capped_claim", "A beats B", [1.0, 1.1, 0.9, 1.2], margin=0.1,
+              requires={"A trained": premise(0.9, ">", 0.5)})
     entry = rec._CLAIMS["capped_claim"]
     assert entry["verdict"] == "not judged" and CAP_PREMISE in entry["reason"]
-    assert entry["requires"] == {"A trained": True, CAP_PREMISE: False}
+    assert [(p["statement"], p["ok"]) for p in entry["premises"]] == [("A trained", True), (CAP_PREMISE, False)]
 
 
 def test_claims_are_judged_without_the_cap(monkeypatch):
     monkeypatch.delenv(MAX_STEPS_ENV, raising=False)
-    rec.claim("uncapped_claim", "A beats B", [1.0, 1.1, 0.9, 1.2])
+    rec.claim("uncapped_claim", "A beats B", [1.0, 1.1, 0.9, 1.2], margin=0.1)
     assert rec._CLAIMS["uncapped_claim"]["verdict"] == "reproduced"
 
 
