@@ -25,14 +25,18 @@ def finite(x) -> bool:
 
 
 def claim_is_well_formed(c: dict) -> None:
-    """A claim read back from a notebook has an effect, an interval, n and a verdict."""
+    """A claim read back from a notebook has an effect, an interval, n and a verdict; it is
+    registered as the notebook states it (claims.yaml beside it), and its premises carry numbers."""
     assert c["verdict"] in VERDICTS, c
     assert isinstance(c["n"], int) and c["n"] >= 1, c
     assert isinstance(c["mean"], (int, float)) and math.isfinite(c["mean"]), c
     lo, hi = float(c["lo"]), float(c["hi"])
     assert lo <= c["mean"] <= hi, c
     assert c["expect"] in (">", "<", "≈") and c["margin"] >= 0 and c["unit"] and c["statement"], c
-    assert (c["verdict"] == "not judged") == bool(c["reason"]), c
+    assert c["verdict"] != "not judged" or c["reason"].startswith("premise failed"), c
+    assert c["expect"] == "≈" or c["margin"] > 0 or c["sign_only"], c
+    assert c["registry"]["status"] == "registered", (c["name"], c["registry"])
+    assert all("value" in p and "bound" in p for p in c["premises"]), c
 
 
 def claims_present(claims, names) -> None:
