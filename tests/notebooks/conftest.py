@@ -18,6 +18,7 @@ import pytest
 from checks import claim_is_well_formed, finite
 
 from nbsupport.record import read_checks, read_claims, read_records
+from nbsupport.registry import REGISTRY
 from nbsupport.runner import ROOT, execute
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -46,6 +47,8 @@ def run_notebook(tmp_path):
             dest = Path(keep) / path.relative_to(NOTEBOOKS)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(out, dest)
+            if (path.parent / REGISTRY).exists():  # nbval re-runs it there: the same registry beside it
+                shutil.copyfile(path.parent / REGISTRY, dest.parent / REGISTRY)
         return records, claims
 
     os.environ["NBSUPPORT_HEADLESS"] = "1"
