@@ -17,6 +17,8 @@ Each theme keeps ``notebooks/<theme>/claims.yaml``::
             call: 3f0c9a51d2e7       # fingerprint of the claim(...) call's source
             history:                 # every change after a run: what, why, the verdict before
               - {date: 2026-12-07, change: ..., why: ..., before: {verdict: ..., effect: ...}}
+        retired:                     # claims removed or turned into checks: name -> what and why
+          old_claim_name: ...
 
 Two checks keep notebooks and registry together:
 
