@@ -10,10 +10,12 @@
 
 :func:`evaluate` ranks the full catalogue, excluding each user's training items (on an
 item-cold split, cold test items among the cold items and warm ones among the warm items,
-unless asked otherwise), and computes
-:mod:`nbsupport.recsys.metrics` per group; :func:`evaluate_users` gives the same per user. ``protocol="sampled"`` ranks each
-test item against ``n_neg`` sampled items the user never interacted with (A-LLMRec's 1 + 19,
-NCF's 1 + 99); its rows are labelled ``sampled`` and are not comparable with full ranking.
+unless asked otherwise), and computes :mod:`nbsupport.recsys.metrics` per group;
+:func:`evaluate_users` gives the same per user, and :func:`paired_users` pairs two arms per
+seed and user (a seeds x users effect, one row per trained model). ``protocol="sampled"``
+ranks each test item against ``n_neg`` sampled items the user never interacted with
+(A-LLMRec's 1 + 19, NCF's 1 + 99); its rows are labelled ``sampled`` and are not comparable
+with full ranking.
 """
 
 from __future__ import annotations
@@ -249,19 +251,24 @@ def _subset_csr(seen: tuple[torch.Tensor, torch.Tensor], users: torch.Tensor) ->
     return new_ptr, torch.cat(parts) if parts else indices[:0]
 
 
-def paired_users(a: list[pd.DataFrame], b: list[pd.DataFrame], metric: str) -> pd.Series:
-    """Per-user paired effect ``a - b`` of ``metric``, averaged over runs (seeds).
+def paired_users(a: list[pd.DataFrame], b: list[pd.DataFrame], metric: str) -> list[np.ndarray]:
+    """Paired effect ``a - b`` of ``metric``, seeds x users: one row per run (seed), one value per user.
 
     ``a`` and ``b`` hold one :func:`evaluate_users` frame per run, in the same order (run ``r``
-    of ``a`` pairs with run ``r`` of ``b``: same split, same users). Each user's differences
-    are averaged over the runs in which the user has test items; one value per user, sorted
-    by ``user_id``.
+    of ``a`` pairs with run ``r`` of ``b``: same split, same users, models trained from the same
+    seed). Row ``r`` holds run ``r``'s per-user differences in the frames' user order (by
+    ``user_id``); rows differ in length when the runs' test users differ (e.g. each seed's
+    item-cold split). Pass the rows to ``claim(..., unit="user")`` as they are: a claim about
+    a method is judged over the trained models (each row averaged, then over seeds), never over
+    users pooled across seeds.
     """
     if len(a) != len(b) or not a:
         raise ValueError(f"paired_users needs the same positive number of runs per arm, got {len(a)} and {len(b)}")
-    diffs = []
+    rows = []
     for x, y in zip(a, b):
         if not x.index.equals(y.index):
             raise ValueError("paired_users: the two arms of a run must cover the same users in the same order")
-        diffs.append(x[metric] - y[metric])
-    return pd.concat(diffs).groupby(level=0).mean().sort_index()
+        if x.empty:
+            raise ValueError("paired_users: a run has no users; every seed needs at least one test user")
+        rows.append((x[metric] - y[metric]).to_numpy(dtype=np.float64))
+    return rows

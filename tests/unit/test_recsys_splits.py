@@ -154,16 +154,26 @@ def _vectors(model):
     return model.user_vectors().float(), model.item_vectors().float()
 
 
-def test_paired_users_averages_each_users_differences_over_runs():
-    a = [pd.DataFrame({"NDCG@10": [0.5, 0.2]}, index=[1, 3]), pd.DataFrame({"NDCG@10": [0.4, 0.1]}, index=[0, 1])]
-    b = [pd.DataFrame({"NDCG@10": [0.1, 0.2]}, index=[1, 3]), pd.DataFrame({"NDCG@10": [0.0, 0.3]}, index=[0, 1])]
-    out = splits.paired_users(a, b, "NDCG@10")
-    assert list(out.index) == [0, 1, 3]
-    assert out.tolist() == pytest.approx([0.4, (0.4 - 0.2) / 2, 0.0])
+def test_paired_users_gives_one_row_per_run():
+    """Seeds x users: run r's per-user differences in row r, never pooled over runs (the unit of
+    a claim about a method is the trained model); rows may differ in length."""
+    a = [pd.DataFrame({"NDCG@10": [0.5, 0.2]}, index=[1, 3]), pd.DataFrame({"NDCG@10": [0.4, 0.1, 0.3]}, index=[0, 1, 2])]
+    b = [pd.DataFrame({"NDCG@10": [0.1, 0.2]}, index=[1, 3]), pd.DataFrame({"NDCG@10": [0.0, 0.3, 0.3]}, index=[0, 1, 2])]
+    rows = splits.paired_users(a, b, "NDCG@10")
+    assert len(rows) == 2 and [len(r) for r in rows] == [2, 3]
+    assert all(isinstance(r, np.ndarray) and r.dtype == np.float64 for r in rows)
+    assert rows[0].tolist() == pytest.approx([0.4, 0.0])
+    assert rows[1].tolist() == pytest.approx([0.4, -0.2, 0.0])
+    assert [r.mean() for r in rows] == pytest.approx([0.2, 0.2 / 3])  # each seed's mean over its own users
     with pytest.raises(ValueError, match="same users"):
         splits.paired_users(a, b[::-1], "NDCG@10")
     with pytest.raises(ValueError, match="runs"):
         splits.paired_users(a, b[:1], "NDCG@10")
+    with pytest.raises(ValueError, match="runs"):
+        splits.paired_users([], [], "NDCG@10")
+    empty = pd.DataFrame({"NDCG@10": []}, index=pd.Index([], dtype=np.int64))
+    with pytest.raises(ValueError, match="no users"):
+        splits.paired_users([empty], [empty], "NDCG@10")
 
 
 def test_movielens_1m_absent_says_where_and_falls_back(monkeypatch, tmp_path, capsys):
