@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from nbsupport.evidence import VERDICTS
+from nbsupport.scales import CAP_PREMISE
 
 
 def finite(x) -> bool:
@@ -44,3 +45,12 @@ def claims_present(claims, names) -> None:
     asserted that each is well formed)."""
     found = {c["name"] for c in claims}
     assert found == set(names), f"missing: {set(names) - found}; unexpected: {found - set(names)}"
+
+
+def premise_counts(claims, premises):
+    """Each claim has exactly the premises counted in ``premises`` (claim name -> count; the step
+    cap's aside), each a comparison of numbers."""
+    for c in claims:
+        own = [p for p in c["premises"] if p["statement"] != CAP_PREMISE]
+        assert len(own) == premises.get(c["name"], 0), (c["name"], own)
+        assert all(p["op"] in (">", ">=", "<", "<=") and finite([p["value"], p["bound"]]) for p in own), own

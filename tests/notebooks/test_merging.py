@@ -1,13 +1,14 @@
 """The merging notebooks at smoke scale: they run, record finite numbers, and state every claim."""
 
 
-from checks import claims_present, finite
+from checks import claims_present, finite, premise_counts
 
 
 def test_model_soups(run_notebook):
     rec, claims = run_notebook("merging/01_model_soups.ipynb")
     claims_present(claims, ["greedy_soup_beats_best_ingredient", "greedy_soup_matches_ensemble",
                             "no_barrier_between_good_ingredients", "barrier_between_random_inits"])
+    premise_counts(claims, {"no_barrier_between_good_ingredients": 1, "barrier_between_random_inits": 1})
     soups = rec["soup_test_acc"]
     assert set(soups) == {"best ingredient", "uniform soup", "uniform soup without the highest LR", "greedy soup",
                           "ensemble of the greedy soup's ingredients"}
@@ -24,6 +25,7 @@ def test_task_vectors_and_interference(run_notebook):
     claims_present(claims, ["ties_beats_task_arithmetic", "ties_model_scope_beats_task_arithmetic",
                             "pcb_beats_task_arithmetic", "ties_loses_less_as_tasks_grow", "dare_rescaled_survives_p09",
                             "dare_rescale_needed_p09", "strong_base_merges_better", "merged_generalizes_to_held_out"])
+    premise_counts(claims, {c["name"]: 5 if c["name"] == "strong_base_merges_better" else 2 for c in claims})
     norm, gain = rec["normalized_acc"], rec["gain_retained"]
     methods = {"task arithmetic", "TIES", "TIES, model-scope trim", "PCB", "Fisher", "Model Stock", "Breadcrumbs"}
     assert methods <= set(norm) and set(norm) == set(gain) and finite(norm) and finite(gain)
@@ -50,6 +52,8 @@ def test_fisher_and_layer_swapping(run_notebook):
     rec, claims = run_notebook("merging/03_fisher_and_layer_swapping.ipynb")
     claims_present(claims, ["fisher_beats_average", "layer_swap_beats_average", "layer_swap_beats_experts",
                             "layer_swap_composes", "larger_models_merge_better"])
+    premise_counts(claims, {"fisher_beats_average": 2, "layer_swap_beats_average": 1, "layer_swap_beats_experts": 1,
+                            "layer_swap_composes": 2, "larger_models_merge_better": 2})
     acc = rec["normalized_acc_test"]
     assert {"average", "Fisher", "best layer swap"} <= set(acc) and finite(acc)
     assert finite(rec["swap_val"]) and len(rec["swap_val"]) == 2 * 10
