@@ -30,7 +30,8 @@ def test_02_rewarming(run_notebook):
             "upstream control: rewarm to 1x"} <= set(final["run"])
     assert all(0 < v < 10 for v in final["val_downstream"] + final["val_upstream"])
     rises = records["rise_downstream"]
-    assert all(len(v) == 3 for v in rises.values())  # three seeds
+    assert records["seeds"] == [0, 1, 2]  # SEED_BASE 0, three seeds
+    assert all(len(v) == 3 for v in rises.values())
     assert records["best_constant"].startswith("constant")
     claims_present(claims, ["rewarm_raises_loss_first", "rewarm_on_upstream_raises_loss_first",
                             "rewarm_beats_best_constant", "higher_peak_forgets_more",
@@ -43,6 +44,7 @@ def test_03_wsd_vs_cosine(run_notebook):
     assert set(records["cosine_final"]) == set(budgets) == set(records["wsd_final"])
     assert set(records["final_by_decay_shape"]) == {"linear", "cosine", "1-sqrt", "exponential"}
     assert len(records["final_by_decay_fraction"]) == 3
+    assert records["seeds"] == [0, 1, 2]
     assert all(a > 0 for a in records["power_fit"]["a"]) and len(records["power_fit"]["b"]) == 3
     assert all(len(v) == 3 for v in records["best_lr_by_budget"].values())
     claims_present(claims, ["wsd_matches_cosine", "loss_drops_sharply_in_decay", "decay_10pct_beats_2p5pct",
@@ -78,12 +80,22 @@ def test_04_single_lr_mode_for_sweeps(run_notebook):
     assert claims == []
 
 
+def test_04_seed_base_draws_fresh_training_seeds(run_notebook):
+    # `python -m nbsupport replicate` sets SEED_BASE: the same run on disjoint seeds trains differently
+    kw = dict(nonfinite_ok=MAYBE_NONFINITE, LR=0.01, SEEDS=1)
+    base, _ = run_notebook("warmup/04_small_scale_instabilities.ipynb", **kw)
+    fresh, _ = run_notebook("warmup/04_small_scale_instabilities.ipynb", SEED_BASE=1000, **kw)
+    assert base["seeds"] == [0] and fresh["seeds"] == [1000]
+    assert fresh["final_loss"] != base["final_loss"]
+
+
 def test_05_certified_short_warmup(run_notebook):
     records, claims = run_notebook("warmup/05_certified_short_warmup.ipynb")
     final = records["final_errors"]
     assert len(final["run"]) == 6
     assert all(0 <= e <= 1 for e in final["clean_error"] + final["verified_error"])
-    assert all(len(v) == 3 for v in records["verified_error_by_seed"].values())
+    assert records["seeds"] == [0, 1, 2, 3, 4]  # SEEDS = 5 (the equivalence claim's power)
+    assert all(len(v) == 5 for v in records["verified_error_by_seed"].values())
     widths = records["interval_widths_at_init"]
     assert set(widths) == {"default init", "IBP init", "default init + BN", "IBP init + BN"}
     assert all(len(w) == 2 and min(w) > 0 for w in widths.values())
@@ -95,7 +107,8 @@ def test_06_growing_by_stacking(run_notebook):
     records, claims = run_notebook("warmup/06_growing_by_stacking.ipynb")
     final = records["final_loss"]
     assert set(final) == {"deep from scratch", "grown by stacking", "grown with fresh layers", "kept shallow"}
-    assert all(len(v) == 3 and all(0 < x < 10 for x in v) for v in final.values())
+    assert records["seeds"] == [0, 1, 2, 3]  # SEEDS = 4
+    assert all(len(v) == 4 and all(0 < x < 10 for x in v) for v in final.values())
     # the shallow model is the starting point of every grown arm: their losses at growth come from it
     at_growth = records["loss_at_growth"]
     assert at_growth["kept shallow"] == pytest.approx(at_growth["shallow phase"])
