@@ -18,6 +18,11 @@ Fine-tuning (:meth:`Suite.finetune`) trains body and head with AdamW through
 evaluation
 (:meth:`Suite.evaluate`) takes a body state dict and a head state dict, so merged bodies are
 evaluated with each task's own head.
+
+Training, evaluation, embeddings and Fishers run on the suite's ``device`` (default
+:func:`nbsupport.device`); every state dict the suite hands out or takes (bases, experts,
+merged bodies) lives on the CPU, where the merge methods work, and the data stay there until
+a batch is moved to the device.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 from torch.nn import functional as F
 
 from nbsupport.data import tasks as task_data
+from nbsupport.env import device as default_device
 from nbsupport.merging.fisher import fisher_diagonal
 from nbsupport.models.classifiers import Classifier, SentenceBody, SmallCNN
 from nbsupport.schedules import constant
@@ -76,9 +82,11 @@ class Suite:
     """Tasks over a shared body; see the module docstring."""
 
     def __init__(self, family: str, tasks: list[str], n_train: int = 600, n_val: int = 150, n_test: int = 300,
-                 n_layers: int = 1, max_len: int = 24, seed: int = 0, pretrain_steps: int = 150, width: int = 1):
+                 n_layers: int = 1, max_len: int = 24, seed: int = 0, pretrain_steps: int = 150, width: int = 1,
+                 device: str | torch.device | None = None):
         if family not in ("sentence", "cnn"):
             raise ValueError(f"family must be 'sentence' or 'cnn', got {family!r}")
+        self._device = None if device is None else torch.device(device)
         self.family, self.n_layers, self.seed, self.width = family, n_layers, seed, width
         self.tasks: list[SuiteTask] = []
         if family == "sentence":
@@ -103,8 +111,14 @@ class Suite:
             x, y = torch.from_numpy(digits.images[pre]), torch.from_numpy(digits.labels[pre]).long()
             res = fit(lambda s: Classifier(self.body(), 10), (x, y), steps=pretrain_steps, batch_size=64, lr=3e-3,
                       loss=_loss, schedule=constant(max(1, pretrain_steps // 10)), seeds=[seed], workers=1,
-                      progress=False)
-            self._base = {k: v.detach().clone() for k, v in res.models[seed].body.state_dict().items()}
+                      device=self.device, progress=False)
+            self._base = cpu_state(res.models[seed].body)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the suite trains and evaluates: the ``device`` it was given, else
+        :func:`nbsupport.device` at the time of the call."""
+        return self._device if self._device is not None else default_device()
 
     # ------------------------------------------------------------ models
     def body(self) -> torch.nn.Module:
@@ -152,10 +166,9 @@ class Suite:
 
         res = fit(lambda s: self.model(body, head, task), (data.x, data.y), steps=steps, batch_size=batch,
                   loss=_loss, optimizer=optimizer, schedule=constant(max(1, steps // 10)), seeds=[seed],
-                  workers=1, progress=False)
+                  workers=1, device=self.device, progress=False)
         m = res.models[seed]
-        return Expert(task, {k: v.detach().clone() for k, v in m.body.state_dict().items()},
-                      {k: v.detach().clone() for k, v in m.head.state_dict().items()})
+        return Expert(task, cpu_state(m.body), cpu_state(m.head))
 
     def multitask(self, tasks: list[int], body: State, lr: float = 1e-4, steps: int = 200, batch: int = 32,
                   seed: int = 0) -> State:
@@ -182,17 +195,17 @@ class Suite:
             return sum(F.cross_entropy(h(m.body(x.float())), y) for h, (x, y) in zip(m.heads, batches, strict=True))
 
         res = fit(make, sample, steps=steps, loss=loss, lr=lr, schedule=constant(max(1, steps // 10)), seeds=[seed],
-                  workers=1, progress=False)
-        return {k: v.detach().clone() for k, v in res.models[seed].body.state_dict().items()}
+                  workers=1, device=self.device, progress=False)
+        return cpu_state(res.models[seed].body)
 
     @torch.no_grad()
     def embed(self, body: State, task: int, split: str, batch: int = 256) -> torch.Tensor:
-        """The body's (n, d) outputs on one split of ``task`` (features for a linear probe)."""
+        """The body's (n, d) outputs on one split of ``task`` (features for a linear probe), on the CPU."""
         m = self.body()
         m.load_state_dict(body)
-        m.eval()
+        m.eval().to(self.device)
         x = getattr(self.tasks[task], split).x
-        return torch.cat([m(x[s:s + batch].float()) for s in range(0, len(x), batch)])
+        return torch.cat([m(x[s:s + batch].to(self.device).float()).cpu() for s in range(0, len(x), batch)])
 
     def probe(self, body: State, task: int, steps: int = 300, lr: float = 1e-2, seed: int = 0) -> float:
         """Test accuracy of a linear probe (full-batch AdamW through :func:`nbsupport.train.fit`)
@@ -200,29 +213,38 @@ class Suite:
         x, y = self.embed(body, task, "train"), self.tasks[task].train.y
         mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
         res = fit(lambda s: torch.nn.Linear(x.shape[1], len(self.tasks[task].classes)), ((x - mean) / std, y),
-                  steps=steps, batch_size=len(y), lr=lr, seeds=[seed], workers=1, progress=False)
+                  steps=steps, batch_size=len(y), lr=lr, seeds=[seed], workers=1, device=self.device, progress=False)
         with torch.no_grad():
-            logits = res.models[seed]((self.embed(body, task, "test") - mean) / std)
+            logits = res.models[seed](((self.embed(body, task, "test") - mean) / std).to(self.device)).cpu()
         return score_logits(logits, self.tasks[task].test.y)["acc"]
 
     @torch.no_grad()
     def logits(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> torch.Tensor:
-        """The (n, classes) logits of body + head on one split of ``task``."""
-        m = self.model(body, head, task).eval()
+        """The (n, classes) logits of body + head on one split of ``task``, computed on the suite's
+        device, returned on the CPU."""
+        m = self.model(body, head, task).eval().to(self.device)
         x = getattr(self.tasks[task], split).x
-        return torch.cat([m(x[s:s + batch].float()) for s in range(0, len(x), batch)]) if len(x) else torch.zeros(0)
+        if not len(x):
+            return torch.zeros(0)
+        return torch.cat([m(x[s:s + batch].to(self.device).float()).cpu() for s in range(0, len(x), batch)])
 
     def evaluate(self, body: State, head: State, task: int, split: str = "val", batch: int = 256) -> dict[str, float]:
         """Accuracy and mean cross-entropy of body + head on one split of ``task``."""
         return score_logits(self.logits(body, head, task, split, batch), getattr(self.tasks[task], split).y)
 
     def fisher(self, expert: Expert, n_examples: int = 128, batch: int = 16) -> State:
-        """Diagonal Fisher of the expert's body parameters on its task's training inputs."""
-        m = self.model(expert.body, expert.head, expert.task)
+        """Diagonal Fisher of the expert's body parameters on its task's training inputs (computed
+        on the suite's device, returned on the CPU)."""
+        m = self.model(expert.body, expert.head, expert.task).to(self.device)
         m.head.requires_grad_(False)
-        x = self.tasks[expert.task].train.x[:n_examples].float()
+        x = self.tasks[expert.task].train.x[:n_examples].to(self.device).float()
         f = fisher_diagonal(m, [x[s:s + batch] for s in range(0, len(x), batch)])
-        return {k.removeprefix("body."): v for k, v in f.items()}
+        return {k.removeprefix("body."): v.cpu() for k, v in f.items()}
+
+
+def cpu_state(module: torch.nn.Module) -> State:
+    """A copy of ``module``'s state dict on the CPU (detached; the module keeps its own tensors)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 def _loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -130,7 +130,8 @@ class RelaxedGraft(nn.Module):
 
     The only trainable parameters are the logits S (one per float entry of ``base``, which
     holds the entries of ``model`` named ``prefix + key``); a copy of ``model`` is kept, frozen and
-    in eval mode (no dropout while the mask learns), on the CPU. S starts at U[0, 1) − ``sigmoid_bias``.
+    in eval mode (no dropout while the mask learns). θ_pre, θ_ft − θ_pre and the start mask are
+    buffers, so ``.to(device)`` moves them with the logits. S starts at U[0, 1) − ``sigmoid_bias``.
     """
 
     def __init__(self, model: nn.Module, base: State, finetuned: State, init: State, *, prefix: str = "",
@@ -145,10 +146,29 @@ class RelaxedGraft(nn.Module):
                              f"the model's parameter (e.g. prefix='body.')")
         self.model = copy.deepcopy(model).requires_grad_(False).eval()
         self.prefix = prefix
-        self.pre = [base[k].float() for k in self.keys]
-        self.tau = [finetuned[k].float() - base[k].float() for k in self.keys]
-        self.start = [init[k].float() for k in self.keys]
+        for i, k in enumerate(self.keys):
+            self.register_buffer(f"pre_{i}", base[k].float(), persistent=False)
+            self.register_buffer(f"tau_{i}", finetuned[k].float() - base[k].float(), persistent=False)
+            self.register_buffer(f"start_{i}", init[k].float(), persistent=False)
         self.logits = nn.ParameterList([nn.Parameter(torch.rand(base[k].shape) - sigmoid_bias) for k in self.keys])
+
+    def _per_key(self, name: str) -> list[torch.Tensor]:
+        return [getattr(self, f"{name}_{i}") for i in range(len(self.keys))]
+
+    @property
+    def pre(self) -> list[torch.Tensor]:
+        """θ_pre per key."""
+        return self._per_key("pre")
+
+    @property
+    def tau(self) -> list[torch.Tensor]:
+        """θ_ft − θ_pre per key."""
+        return self._per_key("tau")
+
+    @property
+    def start(self) -> list[torch.Tensor]:
+        """The start mask γ_base per key."""
+        return self._per_key("start")
 
     def train(self, mode: bool = True) -> RelaxedGraft:
         super().train(mode)
@@ -195,7 +215,7 @@ class NormalizedSGD(torch.optim.Optimizer):
 def learn_mask(model: nn.Module, base: State, finetuned: State, data: Sequence[torch.Tensor], *,
                size: int | None = None, density: float | None = None, prefix: str = "", steps: int = 50,
                lr: float = 0.5, batch_size: int = 64, sigmoid_bias: float = 5.0, seed: int = 0,
-               loss=None) -> dict[str, torch.Tensor]:
+               loss=None, device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
     """The learned grafting region (Panigrahi et al. 2023, §3): start from the top-s movement
     mask, train the relaxed mask γ(S) (see :class:`RelaxedGraft`) for ``steps`` steps of
     :class:`NormalizedSGD` on minibatches of ``data`` with :func:`nbsupport.train.fit`, and keep
@@ -203,7 +223,8 @@ def learn_mask(model: nn.Module, base: State, finetuned: State, data: Sequence[t
 
     ``model`` is the network whose entries ``prefix + key`` the states hold (other parameters,
     e.g. a task head, stay as they are in ``model``); ``loss(model, batch)`` defaults to
-    cross-entropy on batches ``(x, y)``. Returns bool masks keyed like ``base``.
+    cross-entropy on batches ``(x, y)``. The mask trains on ``device`` (default
+    :func:`nbsupport.device`). Returns bool masks keyed like ``base``, on the CPU.
     """
     from nbsupport.train import fit
 
@@ -219,7 +240,7 @@ def learn_mask(model: nn.Module, base: State, finetuned: State, data: Sequence[t
 
     result = fit(build, tuple(data), steps=steps, batch_size=batch_size, loss=loss or cross_entropy,
                  optimizer=lambda m: NormalizedSGD(m.logits.parameters(), lr=lr), seeds=[seed], workers=1,
-                 device="cpu", progress=False, desc="mask")
+                 device=device, progress=False, desc="mask")
     with torch.no_grad():
-        gamma = result.models[seed].relaxed()
+        gamma = {k: v.cpu() for k, v in result.models[seed].relaxed().items()}
     return _top(gamma, s)

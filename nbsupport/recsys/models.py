@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nbsupport.env import device as default_device
 from nbsupport.recsys.features import Interactions
 from nbsupport.recsys.splits import Split, evaluate
 from nbsupport.train import fit_in_place
@@ -74,14 +75,18 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 def fit(model: nn.Module, s: Split, steps: int = 1000, batch: int = 1024, lr: float = 0.01, seed: int = 0,
-        progress: bool = True, desc: str | None = None) -> pd.DataFrame:
+        progress: bool = True, desc: str | None = None, device: str | torch.device | None = None) -> pd.DataFrame:
     """Train ``model`` in place on ``s.train`` with Adam for ``steps`` BPR batches of
     :func:`bpr_sampler` through :func:`nbsupport.train.fit_in_place` (batches and any other
     training draw from ``seed``; initialize the model under ``torch.manual_seed(seed)``);
-    returns the training log."""
+    returns the training log. The model moves to ``device`` (default :func:`nbsupport.device`)
+    and stays there; the batches are drawn on the CPU and moved to it, so a seed draws the same
+    batches on every device."""
+    dev = torch.device(device) if device is not None else default_device()
+    model.to(dev)
     model.prepare(s)
     return fit_in_place(model, bpr_sampler(s, batch), seed=seed, steps=steps, loss=lambda m, b: m.loss(b),
-                        optimizer="adam", lr=lr, progress=progress, desc=desc or type(model).__name__)
+                        optimizer="adam", lr=lr, progress=progress, desc=desc or type(model).__name__, device=dev)
 
 
 class Popularity:
@@ -278,7 +283,9 @@ class ContrastiveColdStart(nn.Module):
 
     def _distinct(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.unique()
-        return ids[torch.randperm(len(ids))[: self.nce_sample]] if len(ids) > self.nce_sample else ids
+        if len(ids) <= self.nce_sample:
+            return ids
+        return ids[torch.randperm(len(ids))[: self.nce_sample].to(ids.device)]  # drawn on the CPU, as on every device
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         u, i, j = batch
@@ -288,12 +295,12 @@ class ContrastiveColdStart(nn.Module):
         rec = bpr_loss(eu, ei, ej) + bpr_loss(eu, fi, fj) + bpr_loss(fu, ei, ej)
         l2 = sum(v.square().sum(-1).mean() for v in (eu, ei, ej, fu, fi, fj))
         loss = rec + self.reg * l2
-        nce = torch.zeros(())
+        nce = rec.new_zeros(())
         if self.lam > 0:  # distinct entities only, so no pair is its own false negative
             iu, uu = self._distinct(i), self._distinct(u)
             nce = info_nce(self.item_id(iu), fi_all[iu], self.tau) + info_nce(self.user_id(uu), fu_all[uu], self.tau)
             loss = loss + self.lam * nce
-        return loss, {"bpr": rec.item(), "info_nce": nce.item()}
+        return loss, {"bpr": rec.detach(), "info_nce": nce.detach()}  # fit logs them as floats
 
     def _vectors(self, ids: nn.Embedding, fusion: GatedFusion, known: torch.Tensor) -> torch.Tensor:
         return torch.where(known[:, None], ids.weight, fusion()[0])
@@ -344,7 +351,7 @@ class ALLMRecAligner(nn.Module):
 
     def prepare(self, s: Split) -> None:
         self.known_items.fill_(True)
-        self.known_items[torch.as_tensor(s.cold_items, dtype=torch.long)] = False
+        self.known_items[torch.as_tensor(s.cold_items, dtype=torch.long, device=self.known_items.device)] = False
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         u, i, j = batch
@@ -354,7 +361,7 @@ class ALLMRecAligner(nn.Module):
         recon = F.mse_loss(self.g_item(zi), e) + F.mse_loss(self.g_text(zt), t)
         rec = bpr_loss(self.cf_users[u], self.g_item(zi), self.g_item(self.f_item(self.cf_items[j])))
         loss = match + self.alpha * recon + self.beta * rec
-        return loss, {"matching": match.item(), "reconstruction": recon.item(), "recommendation": rec.item()}
+        return loss, {"matching": match.detach(), "reconstruction": recon.detach(), "recommendation": rec.detach()}
 
     def user_vectors(self) -> torch.Tensor:
         return self.cf_users

@@ -139,10 +139,12 @@ CANDIDATES = ("own", "cold", "all")
 def _ranked(users: torch.Tensor, items: torch.Tensor, s: Split, uid: torch.Tensor, k: int,
             among: str) -> np.ndarray:
     """(len(uid), k) best item ids, each user's training items excluded, among the cold items
-    (``among="cold"``), the items that are not cold (``"warm"``) or all items (``"all"``)."""
+    (``among="cold"``), the items that are not cold (``"warm"``) or all items (``"all"``).
+    Scores are ranked on the vectors' device (the model's); the ids come back on the CPU."""
     if among == "cold":
         pool = torch.as_tensor(s.cold_items)  # never seen in training: nothing to exclude
-        _, idx = topk_scores(users[uid], items[pool], min(k, len(pool)), None)
+        _, idx = topk_scores(users[uid.to(users.device)], items[pool.to(items.device)], min(k, len(pool)), None)
+        idx = idx.cpu()
         ranked = torch.where(idx >= 0, pool[idx.clamp(min=0)], -1)
         return torch.cat([ranked, torch.full((len(uid), k - ranked.shape[1]), -1)], 1).numpy()
     indptr, indices = _subset_csr(s.seen(), uid)
@@ -151,8 +153,8 @@ def _ranked(users: torch.Tensor, items: torch.Tensor, s: Split, uid: torch.Tenso
         rows = [torch.cat([indices[indptr[r] : indptr[r + 1]], cold]) for r in range(len(uid))]
         indptr = torch.tensor([0] + [len(r) for r in rows]).cumsum(0)
         indices = torch.cat(rows)
-    _, idx = topk_scores(users[uid], items, k, (indptr, indices))
-    return idx.numpy()
+    _, idx = topk_scores(users[uid.to(users.device)], items, k, (indptr, indices))
+    return idx.cpu().numpy()
 
 
 def _among(group: str, candidates: str, s: Split) -> str:
@@ -191,6 +193,7 @@ def evaluate(model, s: Split, ks=(10, 20), protocol: str = "full", n_neg: int = 
         items = model.item_vectors().float()
     rows = {}
     if protocol == "sampled":
+        users, items = users.cpu(), items.cpu()
         rng = np.random.default_rng(seed)
         every = s.data.ratings.groupby("user_id").item_id.apply(set).to_dict()
         for g, df in _groups(s.test).items():

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from nbsupport.env import positive_int_env
+from nbsupport.env import device, positive_int_env
 
 R = TypeVar("R")
 ENV = "NBSUPPORT_WORKERS"
@@ -105,12 +105,16 @@ def run_tasks(fn: Callable[[Any], R], tasks: Sequence[Any], *, workers: int | No
     costliest tasks first (longest processing time first), so no core is left with one long
     task at the end; without it they take the tasks in order. ``workers`` defaults to
     :func:`default_workers` of the task count (``$NBSUPPORT_WORKERS`` or the cores). With one
-    worker, one task, no ``fork`` start method, or CUDA already initialized here (a forked
-    child cannot use it), ``fn`` runs here, task after task. Workers are forked, so ``fn`` may be a lambda or a function defined in a
+    worker, one task, no ``fork`` start method, or a device other than the CPU (see below),
+    ``fn`` runs here, task after task. Workers are forked, so ``fn`` may be a lambda or a function defined in a
     notebook: it is inherited, never pickled; its results are pickled back (return CPU
     tensors, modules, numbers, DataFrames). ``on_result(task, result)`` is called here as each
     task finishes (in any order), e.g. to advance a progress bar. The results come back in the
     order of ``tasks``; an exception in ``fn`` is raised here.
+
+    When :func:`nbsupport.device` is not the CPU the tasks run here, one after another: the
+    device is the parallelism, and a forked child cannot use CUDA once the parent has asked
+    for it (``torch.cuda.is_available()`` alone initializes the driver).
     """
     global _FN
     tasks = list(tasks)
@@ -121,7 +125,8 @@ def run_tasks(fn: Callable[[Any], R], tasks: Sequence[Any], *, workers: int | No
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"run_tasks: workers must be a positive int or None, got {workers!r}")
     workers = min(workers, len(tasks))
-    if workers <= 1 or "fork" not in get_all_start_methods() or torch.cuda.is_initialized():
+    if (workers <= 1 or "fork" not in get_all_start_methods() or torch.cuda.is_initialized()
+            or device().type != "cpu"):
         out = []
         for task in tasks:
             out.append(fn(task))
