@@ -30,7 +30,8 @@ def current_umask() -> int:
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on success rename it onto ``path``.
 
-    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched."""
+    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched;
+    an ``OSError`` of the temporary file names ``path``."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', got {mode!r}")
     path = Path(path)
@@ -41,8 +42,10 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             yield f
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and (exc.filename is None or exc.filename == tmp):
+            exc.filename = str(path)  # a full disk fails a write(), which names no file
         raise
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from nbsupport.atomic import atomic_write, locked
 from nbsupport.evidence import VERDICTS, holm
-from nbsupport.record import COLOURS, checks_html, claims_table
+from nbsupport.record import COLOURS, checks_html, claim_row, claims_table
 
 SCHEMA = "warm-start-report/2"
 #: Family-wise level of Holm's correction: the one-sided level of each verdict's interval.
@@ -66,6 +67,91 @@ def entries_of(index: Any) -> list[dict[str, Any]]:
              "checks": e.get("checks", [])} for e in entries]
 
 
+#: What an entry read back from index.json gets for a field it lacks.
+ENTRY_DEFAULTS: dict[str, Any] = {"title": "", "scale": "?", "status": "failed", "seconds": 0.0,
+                                  "output": "", "html": "", "error": "", "warning": "", "records": {}}
+
+
+def _usable_claim(c: Any) -> bool:
+    try:
+        return isinstance(c, Mapping) and c["verdict"] in VERDICTS and bool(claim_row(c))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _usable_check(k: Any) -> bool:
+    return isinstance(k, Mapping) and isinstance(k.get("ok"), bool) and {"statement", "numbers"} <= set(k)
+
+
+def repair_entry(e: Any) -> dict[str, Any] | None:
+    """An entry read back from index.json with the fields it lacks filled in and the claims and
+    checks the report cannot show dropped; None when it names no notebook."""
+    if not isinstance(e, Mapping) or not isinstance(e.get("notebook"), str) or not e["notebook"]:
+        return None
+    entry = {**ENTRY_DEFAULTS, **e}
+    entry.setdefault("theme", Path(e["notebook"]).parent.name or "?")
+    for key, kind in (("title", str), ("scale", str), ("status", str), ("theme", str), ("error", str),
+                      ("output", str), ("html", str), ("warning", str), ("records", dict)):
+        if not isinstance(entry[key], kind):
+            entry[key] = ENTRY_DEFAULTS.get(key, "?")
+    if not isinstance(entry["seconds"], (int, float)) or isinstance(entry["seconds"], bool):
+        entry["seconds"] = 0.0
+    claims, checks = entry.get("claims"), entry.get("checks")
+    entry["claims"] = [c for c in claims if _usable_claim(c)] if isinstance(claims, list) else []
+    entry["checks"] = [k for k in checks if _usable_check(k)] if isinstance(checks, list) else []
+    return entry
+
+
+def _salvage(text: str) -> list[Any]:
+    """The whole entries at the start of the ``notebooks`` list of a truncated index.json."""
+    decoder = json.JSONDecoder()
+    start = text.find('"notebooks"')
+    start = text.find("[", start) + 1 if start >= 0 else 0
+    found: list[Any] = []
+    while start > 0:
+        while start < len(text) and text[start] in " \t\r\n,":
+            start += 1
+        try:
+            value, start = decoder.raw_decode(text, start)
+        except ValueError:
+            break
+        found.append(value)
+    return found
+
+
+def read_index(index_json: Path) -> tuple[list[dict[str, Any]], str]:
+    """The entries of ``index_json`` that can be read (repaired, see :func:`repair_entry`) and
+    what was wrong with the file ("" when nothing was; no file is an empty report)."""
+    try:
+        text = index_json.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [], ""
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], f"cannot read it ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    try:
+        index = json.loads(text)
+    except ValueError as exc:
+        return [e for e in map(repair_entry, _salvage(text)) if e], f"not valid JSON ({exc})"
+    raw = index.get("notebooks") if isinstance(index, dict) else index
+    if not isinstance(raw, list):
+        return [], f"not a report (a JSON {type(index).__name__} without a \"notebooks\" list)"
+    entries = [e for e in map(repair_entry, raw) if e]
+    lost = len(raw) - len(entries)
+    return entries, f"{lost} of its {len(raw)} entries name no notebook" if lost else ""
+
+
+def keep_aside(path: Path) -> Path:
+    """Rename a damaged ``path`` to ``<name>.corrupt-<time>`` beside it; returns the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    path.rename(target)
+    return target
+
+
 def build_index(entries: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(entries, key=lambda e: e["notebook"])
     return {"schema": SCHEMA, "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -73,13 +159,17 @@ def build_index(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def merge_entries(index_json: Path, new: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Entries of ``index_json`` (if any) with ``new`` replacing those of the same notebook."""
-    entries: dict[str, dict[str, Any]] = {}
-    if index_json.exists():
-        try:
-            entries = {e["notebook"]: e for e in entries_of(json.loads(index_json.read_text()))}
-        except (json.JSONDecodeError, KeyError, TypeError):
-            entries = {}  # an unreadable report is rebuilt from this run
+    """Entries of ``index_json`` (if any) with ``new`` replacing those of the same notebook.
+
+    A damaged index.json (not JSON, truncated, the wrong shape, entries that name no notebook)
+    is renamed to ``index.json.corrupt-<time>`` with one line on stderr, and the entries that
+    can be read are kept; an entry that lacks fields gets defaults (:func:`repair_entry`)."""
+    old, problem = read_index(index_json)
+    if problem:
+        kept = keep_aside(index_json)
+        print(f"warning: {index_json} was damaged ({problem[:200]}): kept as {kept.name}; "
+              f"{len(old)} readable entries carried over", file=sys.stderr)
+    entries = {e["notebook"]: e for e in old}
     for e in new:
         entries[e["notebook"]] = dict(e)
     return list(entries.values())
@@ -108,6 +198,8 @@ def render_index(index: Mapping[str, Any], replication: Mapping[str, Any] | None
     for e in index["notebooks"]:
         colour = COLOURS["ok" if e["status"] == "ok" else "failed"]
         status = html.escape(e["status"] + (f": {e['error']}" if e.get("error") else ""))
+        warning = (f' · <span style="color:{COLOURS["inconclusive"]}">warning: {html.escape(e["warning"])}</span>'
+                   if e.get("warning") else "")
         links = " ".join(f'<a href="{html.escape(e[k])}">{k}</a>' for k in ("html", "output") if e.get(k))
         rows = replicate.lookup(replication or {}, e["notebook"])
         extra = (f"fresh seeds from {replication['seed_base']}", lambda c, rows=rows: replicate.cell(rows.get(c["name"]))) \
@@ -118,7 +210,7 @@ def render_index(index: Mapping[str, Any], replication: Mapping[str, Any] | None
             f"<h3>{html.escape(e.get('title') or e['notebook'])}</h3>"
             f"<p><small>{html.escape(e['notebook'])}</small> · {html.escape(e['theme'])} · "
             f"scale {html.escape(e['scale'])} · {e['seconds']:.1f} s · "
-            f'<span style="color:{colour}">{status}</span> · {links}</p>'
+            f'<span style="color:{colour}">{status}</span>{warning} · {links}</p>'
             + claims
             + checks)
     replication_note = (f' <a href="replication.html">Replication on seeds from {replication["seed_base"]}</a> '

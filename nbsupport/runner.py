@@ -11,6 +11,8 @@ its own process (:mod:`nbsupport.workers`), so a time limit or Ctrl-C stops it c
 from __future__ import annotations
 
 import ast
+import errno
+import math
 import os
 import re
 import signal
@@ -19,7 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,32 @@ class UsageError(ValueError):
     """A bad path, scale or parameter: reported as one line, exit code 2."""
 
 
+#: Write errors that no other notebook's output would escape: the runner stops (the report keeps
+#: what finished). Any other (a theme folder that is a file or read-only) fails one notebook.
+STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
+
+
+class WriteError(Exception):
+    """A file under the output folder could not be written: ``path`` and the ``OSError``."""
+
+    def __init__(self, path: Path, exc: OSError):
+        super().__init__(path, exc)
+        self.path, self.exc, self.errno = path, exc, exc.errno
+
+    def __str__(self) -> str:
+        return describe_os_error(self.exc, self.path)
+
+
+def describe_os_error(exc: OSError, path: Path | str | None = None) -> str:
+    """One line: the path, what went wrong and the errno (``cannot write X: No space left on
+    device (errno 28 ENOSPC)``)."""
+    where = str(path or exc.filename or "?")
+    if exc.filename and path and str(exc.filename) != str(path) and ".tmp" not in str(exc.filename):
+        where += f" ({exc.filename})"
+    code = f"errno {exc.errno} {errno.errorcode.get(exc.errno, '')}".strip() if exc.errno else type(exc).__name__
+    return f"cannot write {where}: {exc.strerror or exc} ({code})"
+
+
 @dataclass
 class Result:
     notebook: str
@@ -51,6 +79,7 @@ class Result:
     output: str
     html: str
     error: str = ""
+    warning: str = ""
     claims: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
@@ -132,10 +161,68 @@ def _literal(default: str) -> Any:
         return None
 
 
+def _number(x: float | None) -> str:
+    return "" if x is None else str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a parameter of this name may hold, whatever its default (``None`` included): a
+    type and an inclusive range (``low_open``: the low end excluded)."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def text(self) -> str:
+        name, low, high = self.kind.__name__, _number(self.low), _number(self.high)
+        if self.low is not None and self.high is not None and not self.low_open:
+            return f"{name} from {low} to {high}"
+        ends = [f"{'>' if self.low_open else '>='} {low}" if self.low is not None else "",
+                f"<= {high}" if self.high is not None else ""]
+        return " ".join([name, " and ".join(e for e in ends if e)]).strip()
+
+    def admits(self, value: Any) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+#: Parameters with the same meaning in every notebook: counts of seeds and signals, the first
+#: seed, the learning rate. They hold for any default, so a notebook whose default is ``None``
+#: (the scale's preset) is checked too.
+RULES: dict[str, Rule] = {
+    "SEEDS": Rule(int, 1, 1000),
+    "SIGNALS": Rule(int, 1, 100_000),
+    "SEED": Rule(int, 0, 2**31 - 1),
+    "SEED_BASE": Rule(int, 0, 2**31 - 1),
+    "LR": Rule(float, 0, 10, low_open=True),
+}
+TYPES = {t.__name__: t for t in (int, float, str, bool, list, dict, tuple)}
+
+
+def declared_type(annotation: str) -> type | None:
+    """The type papermill read from an annotation or a ``# type:`` comment of the parameters
+    cell (``int``, ``Optional[int]``, ``float | None``); None when there is none."""
+    text = re.sub(r"\s", "", annotation or "")
+    text = re.sub(r"^(typing\.)?Optional\[(.*)\]$", r"\2", text)
+    names = [t for t in text.split("|") if t not in ("None", "NoneType")]
+    return TYPES.get(names[0].split("[")[0]) if len(names) == 1 else None
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """``value`` is a ``kind``; an int is not a bool here, although Python says it is."""
+    return isinstance(value, bool) == (kind is bool) and isinstance(value, kind)
+
+
 def check_params(path: Path, params: dict[str, Any]) -> dict[str, Any]:
     """Every parameter must exist in the notebook's parameters cell with a compatible type;
-    returns ``params`` with ints widened to float where the default is a float (so 1 and 1.0
-    are one value). A bool is not an int here, although Python says it is."""
+    returns ``params`` with ints widened to float where a float is expected (so 1 and 1.0
+    are one value). The expected type is the one declared in the cell (``SEEDS = None  #
+    type: int`` or an annotation), else that of :data:`RULES` for the name, else that of the
+    default; ``None`` is accepted where the default is ``None``. :data:`RULES` also give
+    ranges (``SEEDS`` from 1 to 1000)."""
     declared = parameters_of(path)
     checked = dict(params)
     for name, value in params.items():
@@ -144,17 +231,21 @@ def check_params(path: Path, params: dict[str, Any]) -> dict[str, Any]:
                 f"{path.name} has no parameter {name!r}; it has: {', '.join(declared) or 'none'}"
             )
         default = _literal(declared[name]["default"])
-        if default is None:
+        rule = RULES.get(name)
+        kind = declared_type(declared[name]["type"]) or (rule.kind if rule else None)
+        if kind is None and default is not None:
+            kind = type(default)
+        if kind is None or (value is None and default is None):
             continue
-        if isinstance(value, bool) == isinstance(default, bool) and isinstance(value, type(default)):
-            continue
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            checked[name] = float(value)
-            continue
-        raise UsageError(
-            f"parameter {name}={value!r} for {path.name}: expected {type(default).__name__} "
-            f"like its default {declared[name]['default']}"
-        )
+        if kind is float and _fits(value, int):
+            value = checked[name] = float(value)
+        if not _fits(value, kind) or (kind is float and not math.isfinite(value)):
+            like = f"like its default {declared[name]['default']}" if default is not None else \
+                f"(default None: {declared[name]['help'].strip() or 'the preset'})"
+            raise UsageError(f"parameter {name}={value!r} for {path.name}: expected "
+                             f"{rule.text() if rule else kind.__name__} {like}"[:300])
+        if rule and rule.kind is kind and not rule.admits(value):
+            raise UsageError(f"parameter {name}={value!r} for {path.name}: expected {rule.text()}")
     return checked
 
 
@@ -180,6 +271,16 @@ def _to_html(nb: nbformat.NotebookNode, out: Path | None = None) -> str:
     return notebook_html(nb, out)
 
 
+#: The warning of a notebook without a cell tagged ``parameters``.
+NO_PARAMETERS = ("no cell tagged 'parameters': SCALE and -p were set in a cell added at the top, which the "
+                 "notebook's own assignments override, so the scale shown may not be the one it ran at")
+
+
+def has_parameters_cell(nb: nbformat.NotebookNode) -> bool:
+    """Whether a code cell is tagged ``parameters`` (where papermill puts the overrides)."""
+    return any(c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+
+
 def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
             cell_timeout: float | None = None) -> Result:
     """Execute one notebook with papermill; write its .ipynb and .html under ``out``. A cell
@@ -192,6 +293,7 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
     out_html = out_nb.with_suffix(".html")
     source = nbformat.read(path, as_version=4)
     status, error = "ok", ""
+    warning = "" if has_parameters_cell(source) else NO_PARAMETERS
     start = time.perf_counter()
     with _kernel_env(NBSUPPORT_HEADLESS="1", NBSUPPORT_SCALE=scale), tempfile.TemporaryDirectory() as tmp:
         tmp_nb = Path(tmp) / path.name
@@ -209,7 +311,8 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
         if tmp_nb.exists():
             nb = nbformat.read(tmp_nb, as_version=4)
             nb.metadata.setdefault("nbsupport", {}).update(
-                {"scale": scale, "seconds": round(seconds, 2), "status": status, "error": error})
+                {"scale": scale, "seconds": round(seconds, 2), "status": status, "error": error,
+                 **({"warning": warning} if warning else {})})
             atomic_write(out_nb, nbformat.writes(nb))
             atomic_write(out_html, _to_html(nb, out))
             claims, checks, records = read_claims(out_nb), read_checks(out_nb), read_records(out_nb)
@@ -224,7 +327,7 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
         title=title_of(source), scale=scale, status=status, seconds=round(seconds, 2),
         output=str(out_nb.relative_to(out)) if out_nb.exists() else "",
         html=str(out_html.relative_to(out)) if out_html.exists() else "",
-        error=error, claims=claims, checks=checks, records=records,
+        error=error, warning=warning, claims=claims, checks=checks, records=records,
     )
 
 
@@ -245,11 +348,17 @@ def failed_result(path: Path, scale: str, error: str, seconds: float = 0.0) -> R
                   seconds=round(seconds, 2), output="", html="", error=error)
 
 
-def check_out(out: str | Path, sources: list[Path] = ()) -> Path:
+def check_out(out: str | Path, sources: list[Path] = (), folders: list[Path] = ()) -> Path:
     """The output folder, resolved, made and checked writable before anything runs; raises
-    :class:`UsageError` for a file, a folder that cannot be made or written, or an output path
-    that is one of the ``sources``."""
+    :class:`UsageError` for a file, a folder that cannot be made or written, an output path
+    that is one of the ``sources``, or one inside notebooks/ or one of the source ``folders``
+    (the executed copies would be taken for sources by the next run)."""
     out = Path(out).resolve()
+    for folder in (NOTEBOOKS, *folders):
+        folder = Path(folder).resolve()
+        if out.is_relative_to(folder):
+            raise UsageError(f"--out {out} lies inside the notebook folder {folder}: the executed copies would "
+                             "be run as sources next time; choose a folder outside it (default: outputs/)")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
@@ -286,10 +395,24 @@ def execute_captured(path: Path, scale: str, params: dict[str, Any],
 
 
 def save(executed: Executed, out: Path) -> Result:
-    """Write an executed notebook's files under ``out`` (each atomically); returns its result."""
+    """Write an executed notebook's files under ``out`` (each atomically); returns its result.
+    Raises :class:`WriteError` naming the file that could not be written."""
     for rel, text in executed.files.items():
-        atomic_write(out / rel, text)
+        try:
+            atomic_write(out / rel, text)
+        except OSError as exc:
+            raise WriteError(out / rel, exc) from None
     return executed.result
+
+
+def save_or_fail(executed: Executed, out: Path) -> tuple[Result, WriteError | None]:
+    """:func:`save`; a notebook whose files cannot be written becomes a failed result (with its
+    claims and checks), and the error is returned when it should stop the run (a full disk)."""
+    try:
+        return save(executed, out), None
+    except WriteError as exc:
+        r = replace(executed.result, status="failed", error=str(exc), output="", html="")
+        return r, exc if exc.errno in STOP_ERRNOS else None
 
 
 def share_cores(jobs: int) -> int:
@@ -327,7 +450,7 @@ def run(paths: list[str] | None = None, scale: str = "standard", params: dict[st
             results.append(failed_result(nb, scale, problem))
         else:
             runnable.append((nb, check_params(nb, params)))
-    out = check_out(out, notebooks)
+    out = check_out(out, notebooks, [Path(p) for p in paths or [NOTEBOOKS] if Path(p).is_dir()])
     order = {str(nb): i for i, nb in enumerate(notebooks)}
     bar = tqdm(total=len(notebooks), initial=len(results), desc=f"notebooks ({scale})", disable=not progress)
     with interrupt_on_signals():
@@ -337,18 +460,32 @@ def run(paths: list[str] | None = None, scale: str = "standard", params: dict[st
         with closing(run_each(execute_captured, tasks, jobs, timeout=timeout, threads=share_cores(jobs))) as done:
             for o in done:
                 nb = runnable[o.index][0]
-                r = save(o.value, out) if o.value is not None else failed_result(nb, scale, o.error, o.seconds)
+                stop = None
+                if o.value is None:
+                    r = failed_result(nb, scale, o.error, o.seconds)
+                else:
+                    r, stop = save_or_fail(o.value, out)
                 results.append(r)
-                _report([r], out)
+                try:
+                    _report([r], out)
+                except WriteError:
+                    if stop is None:
+                        raise
                 bar.update()
+                if stop is not None:  # the disk is full: what still runs would be lost too
+                    raise stop
     bar.close()
     return sorted(results, key=lambda r: order[str(ROOT / r.notebook)])
 
 
 def _report(results: list[Result], out: Path) -> None:
-    """Merge ``results`` into the report under a lock: concurrent runners lose no entry."""
-    with locked(out / "index.json"):
-        write_report([asdict(r) for r in results], out)
+    """Merge ``results`` into the report under a lock: concurrent runners lose no entry. Raises
+    :class:`WriteError` when the report cannot be written (the last one written stays)."""
+    try:
+        with locked(out / "index.json"):
+            write_report([asdict(r) for r in results], out)
+    except OSError as exc:
+        raise WriteError(Path(exc.filename or out / "index.json"), exc) from None
 
 
 def list_notebooks(paths: list[str] | None = None) -> list[dict[str, Any]]:
@@ -375,7 +512,8 @@ def main_run(args) -> int:
         verdicts = Counter(c["verdict"] for c in r.claims)
         counts = ", ".join(f"{n} {v}" for v, n in verdicts.items()) or "no claims"
         line = f"{r.status:12s} {r.seconds:7.1f}s  {r.notebook}  {counts}; {len(r.checks)} checks"
-        print(line + (f"  -- {r.error.splitlines()[0] if r.error else ''}" if r.status != "ok" else ""))
+        line += f"  -- {r.error.splitlines()[0] if r.error else ''}" if r.status != "ok" else ""
+        print(line + (f"  (warning: {r.warning})" if r.warning else ""))
     print(f"report: {Path(args.out) / 'index.html'}")
     return 1 if failed else 0
 
@@ -421,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (WriteError, OSError) as exc:  # a full disk, a folder made read-only during the run
+        text = str(exc) if isinstance(exc, WriteError) else describe_os_error(exc)
+        print(f"error: {text}; stopped: {args.interrupted}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Interrupted
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         print(f"interrupted by {signal.Signals(signum).name}: {args.interrupted}", file=sys.stderr)

@@ -8,6 +8,12 @@ found through the process tree and stopped too), then removes every task's tempo
 
 Each task's process gets a fresh temporary folder (``TMPDIR``, ``tempfile.tempdir`` and
 Jupyter's runtime folder point into it), so a stopped task leaves no temporary files.
+
+A task's process watches its parent: when the parent is gone (``kill -9``, an out-of-memory
+kill), it stops everything it started (the kernel and its workers), removes its temporary
+folder and exits within a second, instead of running on without a time limit. Folders of
+tasks whose parent died before they could remove them (the whole process group killed) are
+removed by the next ``run_each``: their names carry the parent's pid.
 ``interrupt_on_signals()`` turns SIGINT and SIGTERM into :class:`Interrupted` in the main thread.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -30,6 +37,10 @@ from typing import Any
 import psutil
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Temporary folder of a task: ``nbsupport-task-<pid of the parent>-<random>``.
+TASK_DIR = "nbsupport-task-"
+#: Seconds between a task's checks that its parent is alive.
+WATCH_S = 0.2
 
 
 class Interrupted(KeyboardInterrupt):
@@ -87,7 +98,47 @@ class _Job:
     start: float
 
 
-def _child(conn: Connection, fn: Callable[..., Any], args: tuple, tmp: str, threads: int | None) -> None:
+def _watch_parent(parent: int, tmp: str) -> None:
+    """In a task's process: once ``parent`` is gone, kill what the task started, remove its
+    temporary folder and exit (the result has nowhere to go)."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_S)
+    try:
+        tree = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        tree = []
+    for p in tree:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(tree, timeout=2)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(1)
+
+
+def reap_stale(folder: str | None = None) -> list[str]:
+    """Remove the temporary folders of tasks whose parent process no longer exists (left by a
+    runner killed with everything it started); returns the folders removed."""
+    folder = folder or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = re.fullmatch(re.escape(TASK_DIR) + r"(\d+)-.+", name)
+        if m and not psutil.pid_exists(int(m.group(1))):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed.append(os.path.join(folder, name))
+    return removed
+
+
+def _child(conn: Connection, fn: Callable[..., Any], args: tuple, tmp: str, threads: int | None,
+           parent: int, inherited: Connection | None) -> None:
+    if inherited is not None:  # the parent's end of the result pipe, copied by fork: a worker that
+        inherited.close()      # held it would wait forever to send a result nobody reads
+    threading.Thread(target=_watch_parent, args=(parent, tmp), daemon=True, name="watch-parent").start()
     # the parent handles Ctrl-C and SIGTERM and stops this process; it only has to work
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -108,9 +159,10 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple, tmp: str, thre
 
 
 def _start(ctx: Any, fn: Callable[..., Any], index: int, args: tuple, threads: int | None) -> _Job:
-    tmp = tempfile.mkdtemp(prefix="nbsupport-task-")
+    tmp = tempfile.mkdtemp(prefix=f"{TASK_DIR}{os.getpid()}-")
     recv, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(send, fn, args, tmp, threads), daemon=False)
+    inherited = recv if ctx.get_start_method() == "fork" else None
+    process = ctx.Process(target=_child, args=(send, fn, args, tmp, threads, os.getpid(), inherited), daemon=False)
     # block the signals across the fork so the child never runs the parent's handler
     old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
@@ -165,6 +217,7 @@ def run_each(fn: Callable[..., Any], args: Sequence[tuple], jobs: int = 1, *, ti
     ``with contextlib.closing(run_each(...)) as outcomes:`` so that leaving the loop early
     stops what still runs."""
     ctx = multiprocessing.get_context()
+    reap_stale()
     queue = deque(enumerate(args))
     running: dict[Connection, _Job] = {}
     try:

@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     except MergeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # Path.resolve() before Python 3.13: "Symlink loop from '<path>'"
+        if not str(e).startswith("Symlink loop"):
+            raise
+        print(f"error: {e}: a symbolic link that points back to itself; fix or remove it", file=sys.stderr)
+        return 2
+    except OSError as e:  # ELOOP from Python 3.13, an unreadable input, a full disk
+        print(f"error: {e.filename or args.out_dir}: {e.strerror or e} (errno {e.errno})", file=sys.stderr)
+        return 2
     print(f"{info['method']}: {info['tensors']} tensors, {info['bytes'] / 1e9:.3f} GB in {info['shards']} "
           f"shard(s) -> {info['out_dir']} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -43,7 +43,8 @@ def add_arguments(sub) -> None:
                    help="local process pool (default) or dask.distributed")
     p.add_argument("--address", help="dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
     p.add_argument("--out", help="sweep folder (default: outputs/sweeps/<notebook name>)")
-    p.add_argument("--force", action="store_true", help="rerun points that already finished")
+    p.add_argument("--force", action="store_true", help="rerun points that already finished, and replace the table of a folder "
+                   "that holds another grid")
     p.add_argument("--plot", metavar="RECORD:PARAM", help="figure of a record against a parameter")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a point that runs longer and mark it failed (dask: per cell; default: no limit)")

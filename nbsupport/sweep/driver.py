@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nbsupport.progress import progress as tqdm
-from nbsupport.runner import ROOT, UsageError, check_out, discover, read_problem
+from nbsupport.runner import NOTEBOOKS, ROOT, UsageError, check_out, discover, read_problem
 from nbsupport.scales import check_scale
 from nbsupport.sweep.executors import DaskExecutor, LocalExecutor
 from nbsupport.sweep.grid import check_grid, grid_points, grid_values, notebook_digest
-from nbsupport.sweep.outputs import finished_point, save_point, update_results
+from nbsupport.sweep.outputs import finished_point, other_grid, save_point, update_results
 from nbsupport.workers import interrupt_on_signals
 
 
@@ -41,7 +41,9 @@ def sweep(notebook: str | Path, grid: Mapping[str, Any], *, scale: str = "standa
     ``executor`` is ``"local"`` (a pool of ``jobs`` processes, the default) or ``"dask"``
     (the scheduler at ``address``, else an embedded LocalCluster of ``jobs`` workers, made
     with ``cluster_kwargs``). Points already finished with status ok in ``out`` (default
-    ``outputs/sweeps/<notebook name>``) are read back instead of rerun unless ``force``.
+    ``outputs/sweeps/<notebook name>``) are read back instead of rerun unless ``force``. A
+    folder holding finished points that this grid leaves out (another grid, another notebook)
+    is refused unless ``force``: their rows would leave the table.
     ``plot="record:PARAM"`` picks the figure of index.html. ``timeout``: seconds a point may
     run before it is stopped and marked failed (on Dask: seconds per cell). The DataFrame's
     ``attrs`` hold ``out``, ``ran`` and ``skipped`` (point counts). Raises
@@ -75,8 +77,14 @@ def sweep(notebook: str | Path, grid: Mapping[str, Any], *, scale: str = "standa
     if out == path.parent.resolve():
         raise UsageError(f"--out {out} is the notebook's own folder; choose another")
 
+    if out.is_relative_to(NOTEBOOKS.resolve()):
+        check_out(out)  # refuses a folder inside notebooks/ with one line
     digest = notebook_digest(path)
     points = grid_points(grid, scale, digest)
+    other = other_grid(out, points, path.stem)
+    if other and not force:
+        raise UsageError(f"--out {out} holds {other}: this grid's table would replace theirs; choose another "
+                         "--out, give a grid that includes those points, or --force to replace it")
     done = {} if force else {p.key: m for p in points if (m := finished_point(p, out))}
     todo = [p for p in points if p.key not in done]
     jobs = min(jobs or max(1, (os.cpu_count() or 1) // 2), max(1, len(todo)))
@@ -101,8 +109,12 @@ def sweep(notebook: str | Path, grid: Mapping[str, Any], *, scale: str = "standa
                             error = outcome["error"].splitlines()[0] if outcome["error"] else ""
                             bar.write(f"failed {point.name}: {error}")
                         bar.update()
-            finally:  # also when interrupted: the table holds every point saved so far
+            except BaseException:  # interrupted, a full disk: the table holds every point saved so far
                 bar.close()
-                df = update_results(points, out, path.name, chosen, grid)
+                with suppress(OSError):  # the error that stopped the sweep is the one to report
+                    update_results(points, out, path.name, chosen, grid)
+                raise
+            bar.close()
+            df = update_results(points, out, path.name, chosen, grid)
     df.attrs.update(out=str(out), ran=len(todo), skipped=len(done))
     return df

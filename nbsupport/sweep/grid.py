@@ -60,10 +60,15 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _same_key(value: Any) -> str:
-    """Equal values get equal keys: 1 and 1.0 are one value, True is not 1."""
+def same_key(value: Any) -> str:
+    """Equal values get equal keys: 1 and 1.0 are one value, True is not 1 (also inside lists
+    and dicts)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return json.dumps(float(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(same_key(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{same_key(value[k])}" for k in sorted(value, key=str)) + "}"
     return json.dumps(value, sort_keys=True, default=repr)
 
 
@@ -75,7 +80,7 @@ def grid_values(name: str, values: Any) -> list[Any]:
     out = [v.item() if hasattr(v, "item") and not isinstance(v, (list, dict)) else v for v in values]
     if not out:
         raise UsageError(f"parameter {name} has an empty list of values")
-    keys = [_same_key(v) for v in out]
+    keys = [same_key(v) for v in out]
     if len(set(keys)) < len(keys):
         raise UsageError(f"parameter {name} repeats a value: {out}")
     return out

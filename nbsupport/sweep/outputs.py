@@ -42,6 +42,39 @@ def stored_point(point: Point, out: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and meta.get("key") == point.key else None
 
 
+def other_grid(out: Path, points: list[Point], stem: str) -> str:
+    """What ``out`` holds besides these ``points`` of notebook ``stem``: finished points of
+    another grid or notebook (their rows would leave the table), in a few words; "" when none.
+    Failed points, and points of these parameters from an earlier version of the notebook,
+    do not count."""
+    from nbsupport.sweep.grid import same_key
+
+    ours = {same_key([p.scale, p.params]) for p in points}
+    others: list[dict[str, Any]] = []
+    notebooks: set[str] = set()
+    for meta_path in sorted((out / "points").glob("*/point.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+            params, scale = dict(meta["params"]), str(meta["scale"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if meta.get("status") != "ok":
+            continue
+        name = Path(str(meta.get("output") or meta.get("html") or "")).stem
+        if name and name != stem:
+            notebooks.add(name)
+        elif same_key([scale, params]) not in ours:
+            others.append({**params, "SCALE": scale})
+    if notebooks:
+        return f"points of another notebook ({', '.join(sorted(notebooks))})"
+    if not others:
+        return ""
+    names = list(dict.fromkeys(k for o in others for k in o))
+    values = {k: list(dict.fromkeys(json.dumps(o.get(k), default=repr) for o in others)) for k in names}
+    grid = " ".join(f"{k}={','.join(v)}" for k, v in values.items())
+    return f"{len(others)} points of another grid ({grid[:200]})"
+
+
 def finished_point(point: Point, out: Path) -> dict[str, Any] | None:
     """point.json of an earlier run of this exact point that succeeded, else None."""
     meta = stored_point(point, out)

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import psutil
 import pytest
@@ -27,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from nbsupport.atomic import locked
-from nbsupport.runner import ROOT
+from nbsupport.runner import NOTEBOOKS, ROOT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY = FIXTURES / "sweep_tiny.ipynb"
@@ -355,3 +356,248 @@ def test_merge_refuses_bad_numbers_and_protects_inputs(driven):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp / "merged").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+# --- second round (issue 31): a damaged report, another grid in a sweep folder, a full disk or an
+# unwritable theme folder, kill -9, --out inside the sources, None defaults, symbolic-link loops,
+# a notebook without a parameters cell ---------------------------------------------------------
+
+ENTRY = {"theme": "keep", "title": "", "scale": "smoke", "status": "ok", "seconds": 1.0, "output": "",
+         "html": "", "error": "", "claims": [], "checks": [], "records": {}}
+
+#: The runner's main with the disk "full" for every file under OUT from the first write of a file
+#: whose path contains TRIGGER on: ENOSPC from write(), as a full file system gives.
+FULL_DISK = r"""
+import contextlib, errno, sys
+from pathlib import Path
+import nbsupport.atomic as atomic
+from nbsupport.runner import main
+
+out, trigger, argv = Path(sys.argv[1]).resolve(), sys.argv[2], sys.argv[3:]
+original, full = atomic.atomic_open, []
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb"):
+    with original(path, mode) as f:
+        if Path(path).resolve().is_relative_to(out) and (full or trigger in str(path)):
+            full.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it
+        yield f
+
+atomic.atomic_open = atomic_open
+sys.exit(main(argv))
+"""
+
+
+def notebook(path: Path, parameters: str, tagged: bool = True) -> str:
+    """A notebook whose first code cell is ``parameters`` and whose second records every name."""
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    names = [line.split("=")[0].strip() for line in parameters.splitlines() if "=" in line]
+    record = ("from IPython.display import display\n" + "".join(
+        f'display({{"application/vnd.nbsupport.record+json": {{"name": "{n}", "value": {n}}}}}, raw=True)\n'
+        for n in names))
+    nb.cells = [nbformat.v4.new_markdown_cell("# Fixture"),
+                nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"] if tagged else []}),
+                nbformat.v4.new_code_cell(record)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return str(path)
+
+
+def lines_about(result: dict, word: str) -> list[str]:
+    return [line for line in result["err"].splitlines() if word in line]
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture(scope="module")
+def driven2(tmp_path_factory):
+    """Every case of the second round that needs no signal, in one driver subprocess."""
+    tmp = tmp_path_factory.mktemp("driven2")
+    stale = tmp / "tmpdir" / f"nbsupport-task-{dead_pid()}-x1y2"  # left by a runner killed with its workers
+    (stale / "jupyter-runtime").mkdir(parents=True)
+    run = ["run", str(TINY), "--scale", "smoke"]
+    # 1. damaged reports
+    keep = {**ENTRY, "notebook": "keep/a.ipynb"}
+    truncated = json.dumps({"schema": "x", "notebooks": [keep, {**ENTRY, "notebook": "keep/b.ipynb"}]}, indent=1)
+    for name, text in (("truncated", truncated[: truncated.index("keep/b.ipynb")]),
+                       ("wrong shape", "[1, 2]"),
+                       ("missing fields", json.dumps({"notebooks": [{"notebook": "keep/me.ipynb"}]}))):
+        (tmp / name).mkdir()
+        (tmp / name / "index.json").write_text(text)
+    untagged = notebook(tmp / "plain" / "untagged.ipynb", 'SCALE = "standard"\nX = 1.0', tagged=False)
+    # 3. a theme folder that is a file
+    (tmp / "blocked-out").mkdir()
+    (tmp / "blocked-out" / "blocked").write_text("a file where the theme folder goes")
+    blocked = []
+    for theme in ("blocked", "fine"):
+        (tmp / theme).mkdir()
+        blocked.append(str(shutil.copy(TINY, tmp / theme / f"{theme}.ipynb")))
+    # 5. --out inside the sources
+    (tmp / "srcs").mkdir()
+    shutil.copy(TINY, tmp / "srcs" / "tiny.ipynb")
+    # 6. None defaults
+    nones = notebook(tmp / "nones" / "nones.ipynb", 'SCALE = "standard"\nSEEDS = None  # seeds per arm\n'
+                     "SIGNALS = None\nLR = None  # None: the grid\nSTEPS = None  # type: int  steps\n")
+    # 7. symbolic-link loops
+    (tmp / "loop").symlink_to(tmp / "loop")
+    cli = {
+        "truncated": [*run, "--out", str(tmp / "truncated")],
+        "wrong shape": ["run", untagged, "--scale", "smoke", "--out", str(tmp / "wrong shape")],
+        "missing fields": [*run, "--out", str(tmp / "missing fields")],
+        "grid a": ["sweep", str(TINY), "-p", "X=1.0", "--scale", "smoke", "--out", str(tmp / "grid")],
+        "grid b": ["sweep", str(TINY), "-p", "X=2.0", "--scale", "smoke", "--out", str(tmp / "grid")],
+        "grid a+b": ["sweep", str(TINY), "-p", "X=1.0,2.0", "--scale", "smoke", "--out", str(tmp / "grid")],
+        "blocked theme": ["run", *blocked, "--scale", "smoke", "--out", str(tmp / "blocked-out")],
+        "out in notebooks": [*run, "--out", str(NOTEBOOKS / "zz_never_made")],
+        "out in sources": ["run", str(tmp / "srcs"), "--scale", "smoke", "--out", str(tmp / "srcs" / "out")],
+        "sweep out in notebooks": ["sweep", str(TINY), "-p", "X=1.0", "--scale", "smoke",
+                                   "--out", str(NOTEBOOKS / "zz_never_made")],
+        "SEEDS=abc": ["run", nones, "-p", "SEEDS=abc", "--out", str(tmp / "never")],
+        "SEEDS=-1": ["run", nones, "-p", "SEEDS=-1", "--out", str(tmp / "never")],
+        "SEEDS=1e9": ["run", nones, "-p", "SEEDS=1000000000", "--out", str(tmp / "never")],
+        "SIGNALS=0": ["run", nones, "-p", "SIGNALS=0", "--out", str(tmp / "never")],
+        "LR=abc": ["run", nones, "-p", "LR=abc", "--out", str(tmp / "never")],
+        "STEPS=1.5": ["run", nones, "-p", "STEPS=1.5", "--out", str(tmp / "never")],
+        "sweep SEEDS=0": ["sweep", nones, "-p", "SEEDS=0,1", "--out", str(tmp / "never")],
+        # a real notebook (ssm/02: SEEDS = None); the time limit bounds it should the check fail
+        "ssm SEEDS=abc": ["run", str(NOTEBOOKS / "ssm" / "02_s4d_initialization.ipynb"), "-p", "SEEDS=abc",
+                          "--scale", "smoke", "--timeout", "5", "--out", str(tmp / "never")],
+        "typed ok": ["run", nones, "-p", "SEEDS=2", "-p", "LR=1", "-p", "STEPS=3", "-p", "SIGNALS=None",
+                     "--scale", "smoke", "--out", str(tmp / "typed")],
+    }
+    merge_cfg = tmp / "merge.yaml"
+    merge_cfg.write_text(json.dumps({"merge_method": "task_arithmetic", "base_model": str(tmp / "loop"),
+                                     "models": [{"model": str(tmp / "loop"), "parameters": {"weight": 1.0}}]}))
+    merges = {"merge loop in": [str(merge_cfg), str(tmp / "merged")],
+              "merge loop out": [str(merge_cfg), str(tmp / "loop" / "x")]}
+    calls = [("nbsupport.runner", argv) for argv in cli.values()]
+    calls += [("nbsupport.merging.__main__", argv + ["--quiet"]) for argv in merges.values()]
+    results = dict(zip([*cli, *merges], drive(tmp, *calls), strict=True))
+    return {**results, "tmp": tmp, "stale": stale}
+
+
+def test_damaged_report_is_kept_aside_and_readable_entries_carried_over(driven2):
+    tmp = driven2["tmp"]
+    for name, names in (("truncated", ["keep/a.ipynb", "tests/fixtures/sweep_tiny.ipynb"]),
+                        ("wrong shape", [str(tmp / "plain" / "untagged.ipynb")])):
+        result = driven2[name]
+        assert result["rc"] == 0 and "Traceback" not in result["err"], result
+        assert len(lines_about(result, "damaged")) == 1 and "index.json.corrupt-" in result["err"], result
+        kept = list((tmp / name).glob("index.json.corrupt-*"))
+        assert len(kept) == 1, "the damaged file is kept aside"
+        assert sorted(e["notebook"] for e in report_entries(tmp / name)) == names
+    assert (tmp / "wrong shape" / next((tmp / "wrong shape").glob("*.corrupt-*")).name).read_text() == "[1, 2]"
+    result = driven2["missing fields"]  # readable, only short of fields: no warning, nothing renamed
+    assert result["rc"] == 0 and not lines_about(result, "damaged") and "Traceback" not in result["err"], result
+    entries = {e["notebook"]: e for e in report_entries(tmp / "missing fields")}
+    assert entries["keep/me.ipynb"]["theme"] == "keep" and "keep/me.ipynb" in \
+        (tmp / "missing fields" / "index.html").read_text()
+    assert not list((tmp / "missing fields").glob("*.corrupt-*"))
+
+
+def test_sweep_refuses_a_folder_holding_another_grid(driven2):
+    assert driven2["grid a"]["rc"] == 0, driven2["grid a"]
+    one_line(driven2["grid b"], 2, "holds 1 points of another grid (X=1.0")
+    assert driven2["grid a+b"]["rc"] == 0, "a grid that includes the folder's points resumes it"
+    assert "(1 finished earlier, skipped)" in driven2["grid a+b"]["out"]
+
+
+def test_unwritable_theme_folder_fails_that_notebook_only(driven2):
+    result, out = driven2["blocked theme"], driven2["tmp"] / "blocked-out"
+    assert result["rc"] == 1 and "Traceback" not in result["err"], result
+    line = next(line for line in result["out"].splitlines() if "blocked.ipynb" in line)
+    assert line.startswith("failed") and f"cannot write {out / 'blocked' / 'blocked.ipynb'}" in line
+    assert "errno 17 EEXIST" in line
+    statuses = {Path(e["notebook"]).name: e["status"] for e in report_entries(out)}
+    assert statuses == {"blocked.ipynb": "failed", "fine.ipynb": "ok"}
+
+
+def full_disk(tmp_path: Path, out: Path, trigger: str, *argv: str) -> tuple[int, list[str]]:
+    """Run the command with the disk full from the first write under ``out`` whose path holds
+    ``trigger``: its exit code and its stderr lines that report an error."""
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, str(out), trigger, *argv, "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, env=_env(tmp_path), timeout=300)
+    return proc.returncode, [line for line in proc.stderr.splitlines() if line.startswith(("error", "Traceback"))]
+
+
+def test_full_disk_stops_with_one_line_and_keeps_the_report(tmp_path):
+    out = tmp_path / "out"
+    nbs = [str(shutil.copy(TINY, (tmp_path / f"{n}.ipynb"))) for n in ("a_first", "b_second", "c_third")]
+    rc, errors = full_disk(tmp_path, out, "b_second", "run", *nbs, "--scale", "smoke")
+    assert rc == 1 and len(errors) == 1, errors
+    assert f"cannot write {out.resolve() / tmp_path.name / 'b_second.ipynb'}" in errors[0]
+    assert "No space left on device (errno 28 ENOSPC)" in errors[0]
+    assert [(Path(e["notebook"]).name, e["status"]) for e in report_entries(out)] == [("a_first.ipynb", "ok")]
+    assert not (out / tmp_path.name / "c_third.ipynb").exists(), "the run stopped"
+    # a sweep: the first point is kept, the second cannot be written
+    rc, errors = full_disk(tmp_path, tmp_path / "sweep", "X=2.0", "sweep", str(TINY), "-p", "X=1.0,2.0",
+                           "--jobs", "1", "--scale", "smoke")
+    assert rc == 1 and len(errors) == 1 and "No space left on device (errno 28 ENOSPC)" in errors[0], errors
+    assert "X=2.0" in errors[0] and "finished points are kept" in errors[0]
+    assert pd.read_csv(tmp_path / "sweep" / "results.csv").X.tolist() == [1.0]
+    assert not list(tmp_path.rglob("*.tmp")) and not list((tmp_path / "tmpdir").iterdir())
+
+
+def test_kill_9_of_the_runner_stops_workers_and_kernels(tmp_path, start_cli):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = start_cli(tmp_path, marks, "run", str(SLEEPY), "--scale", "smoke", "--out", str(tmp_path / "out"))
+    wait_for(lambda: len(kernels(marks)) == 1, "a sleeping kernel", proc)
+    workers = psutil.Process(proc.pid).children()
+    kernel = psutil.Process(kernels(marks)[0])
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()  # not communicate(): a worker left running would hold the pipes open
+    try:
+        wait_for(lambda: all(stopped(p.pid) for p in workers) and stopped(kernel.pid),
+                 "the worker and the kernel to end", timeout=15)
+        wait_for(lambda: not list((tmp_path / "tmpdir").iterdir()), "the temporary folder to go", timeout=5)
+    finally:
+        for p in [*workers, kernel]:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
+
+def test_next_run_removes_the_folders_of_a_runner_killed_with_its_workers(driven2):
+    assert not driven2["stale"].exists()
+
+
+def test_out_inside_the_sources_is_refused(driven2):
+    for name in ("out in notebooks", "out in sources", "sweep out in notebooks"):
+        one_line(driven2[name], 2, "lies inside the notebook folder")
+    assert not (NOTEBOOKS / "zz_never_made").exists() and not (driven2["tmp"] / "srcs" / "out").exists()
+
+
+def test_parameters_with_none_defaults_are_typed_and_counts_ranged(driven2):
+    one_line(driven2["SEEDS=abc"], 2, "SEEDS='abc' for nones.ipynb: expected int from 1 to 1000")
+    one_line(driven2["SEEDS=-1"], 2, "SEEDS=-1 for nones.ipynb: expected int from 1 to 1000")
+    one_line(driven2["SEEDS=1e9"], 2, "SEEDS=1000000000 for nones.ipynb: expected int from 1 to 1000")
+    one_line(driven2["SIGNALS=0"], 2, "SIGNALS=0 for nones.ipynb: expected int from 1 to 100000")
+    one_line(driven2["LR=abc"], 2, "LR='abc' for nones.ipynb: expected float > 0 and <= 10")
+    one_line(driven2["STEPS=1.5"], 2, "STEPS=1.5 for nones.ipynb: expected int")  # from `# type: int`
+    one_line(driven2["sweep SEEDS=0"], 2, "SEEDS=0 for nones.ipynb: expected int from 1 to 1000")
+    one_line(driven2["ssm SEEDS=abc"], 2, "SEEDS='abc' for 02_s4d_initialization.ipynb: expected int")
+    assert not (driven2["tmp"] / "never").exists()
+    assert driven2["typed ok"]["rc"] == 0, driven2["typed ok"]
+    records = report_entries(driven2["tmp"] / "typed")[0]["records"]
+    assert records == {"SCALE": "smoke", "SEEDS": 2, "SIGNALS": None, "LR": 1.0, "STEPS": 3}
+
+
+def test_symlink_loop_given_to_merging_is_one_line(driven2):
+    one_line(driven2["merge loop in"], 2, "Symlink loop from")
+    one_line(driven2["merge loop out"], 2, "Symlink loop from")
+
+
+def test_notebook_without_parameters_cell_is_warned_in_line_and_report(driven2):
+    result, out = driven2["wrong shape"], driven2["tmp"] / "wrong shape"
+    line = next(line for line in result["out"].splitlines() if "untagged.ipynb" in line)
+    assert line.startswith("ok") and "warning: no cell tagged 'parameters'" in line
+    entry = next(e for e in report_entries(out) if e["notebook"].endswith("untagged.ipynb"))
+    assert entry["warning"].startswith("no cell tagged 'parameters'")
+    assert "warning: no cell tagged" in (out / "index.html").read_text()
+    assert not report_entries(driven2["tmp"] / "typed")[0]["warning"], "a tagged notebook has no warning"
