@@ -51,14 +51,11 @@ def compare(original: list[Mapping[str, Any]], fresh: list[Mapping[str, Any]]) -
     return rows
 
 
-def seed_base_of(nb_path: Path) -> Any:
-    """The ``SEED_BASE`` an executed notebook ran with (papermill's record of its parameters)."""
-    nb = nbformat.read(nb_path, as_version=4)
-    return nb.metadata.get("papermill", {}).get("parameters", {}).get("SEED_BASE", 0)
-
-
-def scale_of(nb_path: Path) -> str:
-    return nbformat.read(nb_path, as_version=4).metadata.get("nbsupport", {}).get("scale", "")
+def ran_with(nb_path: Path) -> tuple[str, Any]:
+    """The scale and ``SEED_BASE`` an executed notebook ran with (the runner's and papermill's
+    records in its metadata)."""
+    meta = nbformat.read(nb_path, as_version=4).metadata
+    return meta.get("nbsupport", {}).get("scale", ""), meta.get("papermill", {}).get("parameters", {}).get("SEED_BASE", 0)
 
 
 def read(out: Path) -> dict[str, Any]:
@@ -116,7 +113,7 @@ def replicate(paths: list[str], seed_base: int, scale: str = "standard", out: st
     """Run ``paths`` on seeds from ``seed_base`` (and the originals where missing), compare
     claim by claim, write ``replication.json`` / ``.html`` and refresh the report."""
     from nbsupport.report import rewrite_report
-    from nbsupport.runner import ROOT, UsageError, discover, parameters_of, run, theme_of
+    from nbsupport.runner import UsageError, discover, notebook_key, parameters_of, run, theme_of
 
     if seed_base < 1:
         raise UsageError(f"--seed-base must be a positive int disjoint from the original seeds, got {seed_base}")
@@ -129,8 +126,13 @@ def replicate(paths: list[str], seed_base: int, scale: str = "standard", out: st
     if not trains:
         raise UsageError("none of these notebooks has a SEED_BASE parameter: nothing to replicate")
     originals = {nb: out / theme_of(nb) / nb.name for nb in trains}
-    stale = [nb for nb, o in originals.items()
-             if not o.exists() or scale_of(o) != scale or seed_base_of(o) == seed_base]
+    def current(o: Path) -> bool:  # an original at this scale, on other seeds than the fresh ones
+        if not o.exists():
+            return False
+        ran_scale, ran_base = ran_with(o)
+        return ran_scale == scale and ran_base != seed_base
+
+    stale = [nb for nb, o in originals.items() if not current(o)]
     if stale:
         run([str(nb) for nb in stale], scale=scale, out=out, timeout=timeout, progress=progress)
     fresh_out = out / f"replication-{seed_base}"
@@ -141,7 +143,7 @@ def replicate(paths: list[str], seed_base: int, scale: str = "standard", out: st
         same_run = data.get("seed_base") == seed_base and data.get("scale") == scale
         entries = dict(data.get("notebooks") or {}) if same_run else {}
         for nb in trains:
-            key = str(nb.relative_to(ROOT) if nb.is_relative_to(ROOT) else nb)
+            key = notebook_key(nb)
             o, f = originals[nb], fresh_out / theme_of(nb) / nb.name
             entries[key] = {"claims": compare(read_claims(o) if o.exists() else [], read_claims(f) if f.exists() else []),
                             "fresh_output": str(f.relative_to(out)) if f.exists() else ""}

@@ -85,6 +85,11 @@ class Result:
     records: dict[str, Any] = field(default_factory=dict)
 
 
+def notebook_key(path: Path) -> str:
+    """How the report names a notebook: its path relative to the repository, else as given."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def discover(paths: list[str] | None = None) -> list[Path]:
     """Notebook files named by ``paths`` (files or folders; default: all of notebooks/)."""
     if not paths:
@@ -323,7 +328,7 @@ def execute(path: Path, scale: str, params: dict[str, Any], out: Path,
         else:
             claims, checks, records = [], [], {}
     return Result(
-        notebook=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), theme=theme,
+        notebook=notebook_key(path), theme=theme,
         title=title_of(source), scale=scale, status=status, seconds=round(seconds, 2),
         output=str(out_nb.relative_to(out)) if out_nb.exists() else "",
         html=str(out_html.relative_to(out)) if out_html.exists() else "",
@@ -343,7 +348,7 @@ def read_problem(path: Path) -> str:
 
 def failed_result(path: Path, scale: str, error: str, seconds: float = 0.0) -> Result:
     """The report entry of a notebook that produced no executed notebook."""
-    return Result(notebook=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+    return Result(notebook=notebook_key(path),
                   theme=theme_of(path), title="", scale=scale, status="failed",
                   seconds=round(seconds, 2), output="", html="", error=error)
 
@@ -493,7 +498,7 @@ def list_notebooks(paths: list[str] | None = None) -> list[dict[str, Any]]:
     notebook that cannot be read has an ``error`` instead."""
     entries = []
     for p in discover(paths):
-        entry = {"notebook": str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), "theme": theme_of(p)}
+        entry = {"notebook": notebook_key(p), "theme": theme_of(p)}
         problem = read_problem(p)
         if problem:
             entries.append({**entry, "title": "", "question": "", "parameters": {}, "error": problem})
